@@ -1,0 +1,109 @@
+"""Conversations and their messages: one row per message, private to their owner."""
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
+from django.db import models
+from django.db.models import Q
+
+from raptorflow.tenancy import TenantQuerySet, TenantScope
+
+
+class ConversationStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    ARCHIVED = "archived", "Archived"
+
+
+class MessageRole(models.TextChoices):
+    USER = "user", "User"
+    ASSISTANT = "assistant", "Assistant"
+    SYSTEM = "system", "System"
+
+
+def empty_usage() -> dict:
+    return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
+class ConversationQuerySet(TenantQuerySet):
+    pass
+
+
+class Conversation(models.Model):
+    tenant_scope = TenantScope.OWNER
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="conversations")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    title = models.CharField(max_length=200)
+    agent_type = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, choices=ConversationStatus.choices, default=ConversationStatus.ACTIVE)
+    message_count = models.PositiveIntegerField(default=0)
+    # The client's own data, replaced whole by PATCH (at most 16 KB).
+    metadata = models.JSONField(default=dict, blank=True)
+    # Token usage accumulated by replies; read-only through the API.
+    usage = models.JSONField(default=empty_usage, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    # Newest activity (last message, else creation): the list's sort key, never null so
+    # cursor pagination has a total order.
+    activity_at = models.DateTimeField(db_index=False)
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "owner", "-activity_at", "-id"], name="conv_owner_activity"),
+            models.Index(fields=["organization", "owner", "status", "-activity_at"], name="conv_owner_status"),
+            models.Index(fields=["organization", "owner", "agent_type", "-activity_at"], name="conv_owner_agent"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=["active", "archived"]), name="conversation_status_valid"),
+        ]
+
+    def __str__(self):
+        return self.title
+
+
+class MessageQuerySet(TenantQuerySet):
+    pass
+
+
+class Message(models.Model):
+    tenant_scope = TenantScope.OWNER
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # Copied from the conversation so scoping needs no join.
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    role = models.CharField(max_length=16, choices=MessageRole.choices)
+    content = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    # 1..N within the conversation, assigned under a row lock on the conversation.
+    sequence = models.PositiveIntegerField()
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "sequence"], name="message_sequence_unique"),
+            models.UniqueConstraint(
+                fields=["conversation", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="message_idempotency_unique",
+            ),
+            models.CheckConstraint(condition=Q(role__in=["user", "assistant", "system"]), name="message_role_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "owner", "-created_at"], name="message_owner_created"),
+            # Full-text side of hybrid search; queries must use the same expression.
+            GinIndex(SearchVector("content", config="english"), name="message_content_fts"),
+        ]
+
+    def __str__(self):
+        return f"{self.role} #{self.sequence} in {self.conversation_id}"

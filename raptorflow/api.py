@@ -1,0 +1,66 @@
+"""Base classes every API view and input serializer builds on.
+
+TenantAPIView resolves the caller from the access token (TenantJWTAuthentication has
+already re-checked the user and the membership) and exposes `scoped(Model)`, the only way
+views reach tenant rows. `get_object()` therefore answers 404 alike for "does not exist"
+and "not yours".
+"""
+
+from django.shortcuts import get_object_or_404
+from rest_framework import generics, serializers
+from rest_framework.exceptions import PermissionDenied
+
+from raptorflow.tenancy import scoped
+
+
+class TenantAPIView(generics.GenericAPIView):
+    """Base for every authenticated endpoint. Subclasses set `model` (a tenant-scoped
+    model) and use `self.get_queryset()` / `self.get_object()` or `self.scoped(Other)`."""
+
+    model = None
+    lookup_field = "id"
+    lookup_url_kwarg = "id"
+
+    @property
+    def caller(self):
+        """The accounts.authentication.Caller of this request."""
+        return self.request.auth
+
+    @property
+    def organization(self):
+        return self.caller.organization
+
+    def scoped(self, model):
+        return scoped(model, user=self.request.user, organization=self.caller.organization)
+
+    def get_queryset(self):
+        if self.model is None:
+            raise TypeError(f"{type(self).__name__} must set `model`")
+        return self.scoped(self.model)
+
+    def get_scoped_or_404(self, model, **lookup):
+        return get_object_or_404(self.scoped(model), **lookup)
+
+    def require_role(self, *roles: str) -> None:
+        """403 when the caller's role in their own organization is not one of `roles`."""
+        if self.caller.role not in roles:
+            raise PermissionDenied("Your role in this organization does not allow this action.")
+
+
+class StrictSerializer(serializers.Serializer):
+    """Input serializer that rejects unknown and read-only fields instead of ignoring them,
+    so a client never believes it changed something it did not."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(set(data) - writable)
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["This field is not accepted here (unknown or read-only)."] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
+    pass

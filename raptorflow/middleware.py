@@ -1,0 +1,89 @@
+"""Request ids and JSON errors for everything Django answers outside DRF's views."""
+
+import logging
+import re
+import uuid
+
+from django.conf import settings
+from django.http import JsonResponse
+
+from raptorflow.errors import error_body
+from raptorflow.request_context import set_request_id
+
+logger = logging.getLogger("raptorflow.request")
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdMiddleware:
+    """Accepts a sane incoming X-Request-ID (from a load balancer) or makes one."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        set_request_id(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            set_request_id("-")
+        response["X-Request-ID"] = request_id
+        return response
+
+
+def _is_api_path(path: str) -> bool:
+    return path.startswith("/api/") or path in {"/api", "/health", "/metrics"}
+
+
+class JsonErrorsMiddleware:
+    """Under /api/, errors Django itself produces (unknown route, 405 from a plain view,
+    an unexpected exception) are answered as JSON in the API's error shape, never HTML."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not _is_api_path(request.path) or response.status_code < 400:
+            return response
+        content_type = response.get("Content-Type", "")
+        if content_type.startswith("application/json") or content_type.startswith("text/event-stream"):
+            return response
+        return self._as_json(response)
+
+    def process_exception(self, request, exception):
+        if not _is_api_path(request.path):
+            return None
+        logger.exception("Unhandled error on %s %s", request.method, request.path)
+        message = "Internal server error." if not settings.DEBUG else f"{type(exception).__name__}: {exception}"
+        return JsonResponse(error_body("server_error", message), status=500)
+
+    @staticmethod
+    def _as_json(response):
+        status = response.status_code
+        code, message = {
+            400: ("bad_request", "Bad request."),
+            404: ("not_found", "Not found."),
+            405: ("method_not_allowed", "Method not allowed."),
+            413: ("payload_too_large", "The request body is too large."),
+        }.get(status, ("server_error" if status >= 500 else "error", response.reason_phrase or "Error."))
+        json_response = JsonResponse(error_body(code, message), status=status)
+        for header in ("Allow", "Retry-After"):
+            if header in response:
+                json_response[header] = response[header]
+        return json_response
+
+
+def json_handler404(request, exception=None):
+    return JsonResponse(error_body("not_found", "Not found."), status=404)
+
+
+def json_handler500(request):
+    return JsonResponse(error_body("server_error", "Internal server error."), status=500)
+
+
+def json_handler400(request, exception=None):
+    return JsonResponse(error_body("bad_request", "Bad request."), status=400)
+

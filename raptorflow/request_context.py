@@ -1,0 +1,24 @@
+"""The current request's id, kept per thread so every log line can carry it.
+
+Kept free of Django imports: logging is configured from it before apps are loaded."""
+
+import logging
+import threading
+
+_local = threading.local()
+
+
+def current_request_id() -> str:
+    return getattr(_local, "request_id", "-")
+
+
+def set_request_id(value: str) -> None:
+    _local.request_id = value
+
+
+class RequestIdLogFilter(logging.Filter):
+    """Puts the current request id on every log record."""
+
+    def filter(self, record):
+        record.request_id = current_request_id()
+        return True

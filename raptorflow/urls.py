@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from raptorflow.health import HealthView
+
+handler400 = "raptorflow.middleware.json_handler400"
+handler404 = "raptorflow.middleware.json_handler404"
+handler500 = "raptorflow.middleware.json_handler500"
+
+urlpatterns = [
+    path("health", HealthView.as_view(), name="health"),
+    path("", include("django_prometheus.urls")),
+    path("admin/", admin.site.urls),
+    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("", include("accounts.urls")),
+    # rag before conversations: /api/conversations/{id}/reply is served by rag.
+    path("", include("rag.urls")),
+    path("", include("conversations.urls")),
+    path("", include("search.urls")),
+    path("", include("billing.urls")),
+]
