@@ -33,7 +33,9 @@ def user_get_or_create(*, email: str) -> tuple[User, bool]:
     return user_create_with_personal_organization(email=email.lower()), True
 
 
-def workspace_domain_join(*, user: User, email: str, email_verified: bool, hosted_domain: str | None) -> Membership | None:
+def workspace_domain_join(
+    *, user: User, email: str, email_verified: bool, hosted_domain: str | None
+) -> Membership | None:
     """Joins the organization that holds an approved claim on the user's Google Workspace
     domain. Needs a verified email whose domain equals Google's `hd` claim; consumer
     Gmail addresses never match."""

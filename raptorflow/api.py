@@ -52,14 +52,22 @@ class StrictSerializer(serializers.Serializer):
     so a client never believes it changed something it did not."""
 
     def to_internal_value(self, data):
+        unknown_errors = {}
         if isinstance(data, dict):
             writable = {name for name, field in self.fields.items() if not field.read_only}
-            unknown = sorted(set(data) - writable)
-            if unknown:
-                raise serializers.ValidationError(
-                    {name: ["This field is not accepted here (unknown or read-only)."] for name in unknown}
-                )
-        return super().to_internal_value(data)
+            unknown_errors = {
+                name: ["This field is not accepted here (unknown or read-only)."] for name in sorted(set(data) - writable)
+            }
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            # Report unknown fields together with the other problems, in one answer.
+            if isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **unknown_errors}) from None
+            raise
+        if unknown_errors:
+            raise serializers.ValidationError(unknown_errors)
+        return value
 
 
 class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):

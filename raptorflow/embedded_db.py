@@ -6,6 +6,7 @@ management command — shares the same data directory under `.data/` and the sam
 The project's data lives in its own database, `raptorflow`, created on first use.
 """
 
+import contextlib
 import warnings
 from pathlib import Path
 
@@ -30,7 +31,6 @@ def _ensure_database(maintenance_uri: str) -> None:
     with psycopg.connect(maintenance_uri, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
         if not exists:
-            try:
+            # Another process may create it at the same moment.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it at the same moment

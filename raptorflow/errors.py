@@ -99,7 +99,7 @@ def exception_handler(exc, context):
         headers["Retry-After"] = str(int(exc.wait) + (0 if exc.wait == int(exc.wait) else 1))
 
     if isinstance(exc, ApiError):
-        body = error_body(exc.default_code if not exc.get_codes() else exc.get_codes(), str(exc.detail), **exc.extra)
+        body = error_body(exc.get_codes() or exc.default_code, str(exc.detail), **exc.extra)
     elif isinstance(exc, exceptions.ValidationError):
         detail = exc.detail
         if isinstance(detail, dict):
@@ -111,8 +111,10 @@ def exception_handler(exc, context):
             messages = _flatten_messages(detail)
             body = error_body("validation_error", messages[0] if messages else "Invalid input.", fields={})
     else:
-        code = next((c for cls, c in _CODES_BY_CLASS.items() if isinstance(exc, cls)), None)
-        code = code or (exc.get_codes() if isinstance(exc.get_codes(), str) else "error")
+        # A specific code given where the exception was raised wins over the class's.
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else None
+        if code is None or code == exc.default_code:
+            code = next((c for cls, c in _CODES_BY_CLASS.items() if isinstance(exc, cls)), code or "error")
         message = " ".join(_flatten_messages(exc.detail))
         body = error_body(code, message)
 

@@ -24,7 +24,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PRODUCTION = env_str("APP_MODE").lower() == "prod" or env_str("ENVIRONMENT").lower() == "production"
 TESTING = env_bool("RAPTORFLOW_TESTING", False)
 
-require_in_production(PRODUCTION, ["DJANGO_SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEY", "DATABASE_URL", "ALLOWED_HOSTS"])
+require_in_production(
+    PRODUCTION, ["DJANGO_SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEY", "DATABASE_URL", "ALLOWED_HOSTS"]
+)
 
 DEBUG = env_bool("DEBUG", not PRODUCTION)
 # Development keys only: production refuses to start without real ones (see above).
@@ -259,6 +261,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 AGENT_TYPES = env_list("AGENT_TYPES", ["strategy", "content", "research", "analytics", "general"])
 MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 32000)
 METADATA_MAX_BYTES = 16 * 1024
+# Invitations to an organization are single-use and expire after this many days.
+INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
 
 EMBEDDING_PROVIDER = env_str("EMBEDDING_PROVIDER", "local").lower()
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL")

@@ -1,0 +1,183 @@
+"""Sign-in and token endpoints: Google (redirect and ID-token flows), me, logout,
+verify-token and refresh."""
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import audit, google, services
+from accounts.authentication import Caller
+from accounts.models import Membership
+from accounts.serializers import (
+    GoogleIdTokenInputSerializer,
+    GoogleLoginOutputSerializer,
+    MeSerializer,
+    OrganizationSerializer,
+    RefreshInputSerializer,
+    TokenPairSerializer,
+    TokenResponseSerializer,
+    UserSerializer,
+    VerifyTokenInputSerializer,
+    VerifyTokenOutputSerializer,
+    token_response,
+)
+from accounts.tokens import ORG_CLAIM, mint_tokens, parse_access, parse_refresh, revoke_access, rotate_refresh
+from raptorflow.api import TenantAPIView
+from raptorflow.errors import ApiError
+
+AUTH_TAG = ["auth"]
+
+
+class PublicAPIView(APIView):
+    """Endpoints reachable without an access token."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request):
+        # Without an authenticator DRF would turn AuthenticationFailed into a 403.
+        return 'Bearer realm="api"'
+
+
+def _signed_in(request, user, *, method: str, created: bool) -> dict:
+    organization = services.landing_organization(user)
+    membership = Membership.objects.get(user=user, organization=organization)
+    audit.record("auth.sign_in", request=request, actor=user, organization=organization, method=method, created=created)
+    return token_response(mint_tokens(user, organization), user=user, organization=organization, role=membership.role)
+
+
+class GoogleLoginView(PublicAPIView):
+    @extend_schema(
+        operation_id="auth_google_login",
+        request=None,
+        responses={200: GoogleLoginOutputSerializer},
+        tags=AUTH_TAG,
+        description="Starts Google sign-in: the URL to send the browser to, with state and PKCE.",
+    )
+    def post(self, request):
+        url, state = google.authorization_start(request)
+        return Response({"authorization_url": url, "state": state})
+
+    @extend_schema(
+        operation_id="auth_google_login_get",
+        responses={200: GoogleLoginOutputSerializer},
+        tags=AUTH_TAG,
+        description="Same as POST.",
+    )
+    def get(self, request):
+        return self.post(request)
+
+
+class GoogleCallbackView(PublicAPIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("code", str, required=True, description="Google's authorization code."),
+            OpenApiParameter("state", str, required=True, description="The state from google/login."),
+        ],
+        responses={200: TokenResponseSerializer},
+        tags=AUTH_TAG,
+        description="Completes Google sign-in and answers JSON with tokens (never a redirect).",
+    )
+    def get(self, request):
+        error = request.query_params.get("error")
+        if error:
+            raise ApiError(f"Google sign-in was not completed: {error}.", code="google_denied")
+        params = request.query_params
+        missing = {name: ["This parameter is required."] for name in ("code", "state") if not params.get(name)}
+        if missing:
+            raise serializers.ValidationError(missing)
+        identity = google.identity_from_code(
+            request, code=request.query_params["code"], state=request.query_params["state"]
+        )
+        user, created = google.user_for_identity(identity)
+        return Response(_signed_in(request, user, method="google_code", created=created))
+
+
+class GoogleIdTokenView(PublicAPIView):
+    @extend_schema(
+        request=GoogleIdTokenInputSerializer,
+        responses={200: TokenResponseSerializer},
+        tags=AUTH_TAG,
+        description="Signs in with a Google ID token (e.g. from @react-oauth/google).",
+    )
+    def post(self, request):
+        data = GoogleIdTokenInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        identity = google.identity_from_id_token(request, id_token=data.validated_data["id_token"])
+        user, created = google.user_for_identity(identity)
+        return Response(_signed_in(request, user, method="google_id_token", created=created))
+
+
+class MeView(TenantAPIView):
+    @extend_schema(responses={200: MeSerializer}, tags=AUTH_TAG)
+    def get(self, request):
+        caller: Caller = request.auth
+        return Response(
+            {
+                "user": UserSerializer(request.user).data,
+                "organization": OrganizationSerializer(caller.organization).data,
+                "role": caller.role,
+            }
+        )
+
+
+class LogoutView(TenantAPIView):
+    @extend_schema(request=RefreshInputSerializer, responses={204: None}, tags=AUTH_TAG)
+    def post(self, request):
+        data = RefreshInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        refresh = parse_refresh(data.validated_data["refresh"])
+        if str(refresh.get("user_id")) != str(request.user.pk):
+            raise AuthenticationFailed("This refresh token belongs to another user.", code="token_not_valid")
+        refresh.blacklist()
+        revoke_access(request.auth.token)
+        audit.record("auth.sign_out", request=request, actor=request.user, organization=request.auth.organization)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class VerifyTokenView(PublicAPIView):
+    @extend_schema(
+        request=VerifyTokenInputSerializer,
+        responses={200: VerifyTokenOutputSerializer},
+        tags=AUTH_TAG,
+        description="Checks an access token: 200 with its user and expiry, or 401.",
+    )
+    def post(self, request):
+        data = VerifyTokenInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        token = parse_access(data.validated_data["token"])
+        _active_membership(token["user_id"], token.get(ORG_CLAIM))
+        return Response({"valid": True, "user_id": token["user_id"], "exp": token["exp"]})
+
+
+class RefreshView(PublicAPIView):
+    @extend_schema(
+        request=RefreshInputSerializer,
+        responses={200: TokenPairSerializer},
+        tags=AUTH_TAG,
+        description="A new access token and a rotated refresh token; the old refresh token stops working.",
+    )
+    def post(self, request):
+        data = RefreshInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        with transaction.atomic():
+            refresh = parse_refresh(data.validated_data["refresh"])
+            _active_membership(refresh.get("user_id"), refresh.get(ORG_CLAIM))
+            tokens = rotate_refresh(refresh)
+        return Response(tokens)
+
+
+def _active_membership(user_id, org_id) -> Membership:
+    """The membership a token names, refusing inactive users and former members."""
+    membership = (
+        Membership.objects.select_related("user").filter(user_id=user_id, organization_id=org_id).first()
+        if user_id and org_id
+        else None
+    )
+    if membership is None or not membership.user.is_active:
+        raise AuthenticationFailed("This account or membership is no longer active.", code="user_inactive")
+    return membership
