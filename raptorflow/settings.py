@@ -235,7 +235,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "MembershipRoleEnum": "accounts.models.Role",
+        "MessageRoleEnum": "conversations.models.MessageRole",
+    },
 }
 
 # --- HTTP hygiene ----------------------------------------------------------------------
@@ -273,6 +276,15 @@ OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 OPENROUTER_BASE_URL = env_str("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
 CHAT_PROVIDERS = env_list("CHAT_PROVIDERS", ["openai", "gemini", "openrouter"])
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 30.0)
+OPENAI_CHAT_MODEL = env_str("OPENAI_CHAT_MODEL", "gpt-4o-mini")
+GEMINI_CHAT_MODEL = env_str("GEMINI_CHAT_MODEL", "gemini-2.5-flash")
+OPENROUTER_CHAT_MODEL = env_str("OPENROUTER_CHAT_MODEL", "openai/gpt-4o-mini")
+# RAG prompt size: the whole prompt (system + context + question) stays under
+# RAG_PROMPT_TOKEN_BUDGET, and CHAT_MAX_REPLY_TOKENS more are left for the reply.
+RAG_PROMPT_TOKEN_BUDGET = env_int("RAG_PROMPT_TOKEN_BUDGET", 6000)
+CHAT_MAX_REPLY_TOKENS = env_int("CHAT_MAX_REPLY_TOKENS", 1024)
+RAG_RECENT_MESSAGES = env_int("RAG_RECENT_MESSAGES", 12)
+RAG_SEMANTIC_MESSAGES = env_int("RAG_SEMANTIC_MESSAGES", 8)
 
 RAZORPAY_KEY_ID = env_str("RAZORPAY_KEY_ID")
 RAZORPAY_KEY_SECRET = env_str("RAZORPAY_KEY_SECRET")

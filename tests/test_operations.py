@@ -1,0 +1,145 @@
+"""Health, production start-up rules, JSON errors everywhere under /api/, the schema."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connections
+from django.test import override_settings
+from django.urls import path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_health_reports_every_check(anon_client, db):
+    response = anon_client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["pgvector"].startswith("0.8")
+    assert body["checks"]["cache"] == "ok"
+    assert body["checks"]["broker"] == "in_process"
+
+
+def test_health_is_503_when_the_database_is_down(anon_client, transactional_db):
+    connection = connections["default"]
+    original_host = connection.settings_dict["OPTIONS"].get("host")
+    connection.close()
+    connection.settings_dict["OPTIONS"]["host"] = "/nonexistent/socket/dir"
+    try:
+        response = anon_client.get("/health")
+    finally:
+        connection.close()
+        connection.settings_dict["OPTIONS"]["host"] = original_host
+    assert response.status_code == 503
+    assert response.json()["status"] == "down"
+    assert response.json()["checks"]["database"] == "down"
+
+
+def test_health_shows_a_down_broker_as_degraded_but_stays_200(anon_client, db, settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    response = anon_client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["checks"]["broker"] == "degraded"
+    assert response.json()["status"] == "degraded"
+
+
+def _manage(*args, env_overrides: dict) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("APP_MODE", "ENVIRONMENT", "RAPTORFLOW_TESTING")}
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _production_env() -> dict:
+    settings_dict = connections["default"].settings_dict
+    database_url = f"postgresql://postgres@/{settings_dict['NAME']}?host={settings_dict['OPTIONS'].get('host', '')}"
+    return {
+        "ENVIRONMENT": "production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "JWT_SECRET_KEY": secrets.token_urlsafe(50),
+        "ENCRYPTION_KEY": secrets.token_urlsafe(32),
+        "DATABASE_URL": database_url,
+        "ALLOWED_HOSTS": "api.raptorflow.example",
+    }
+
+
+def test_check_deploy_passes_with_production_settings(db):
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env_overrides=_production_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("missing", ["JWT_SECRET_KEY", "DJANGO_SECRET_KEY", "DATABASE_URL"])
+def test_production_start_up_stops_naming_a_missing_secret(db, missing):
+    env = _production_env()
+    env[missing] = ""
+    result = _manage("check", env_overrides=env)
+    assert result.returncode != 0
+    assert missing in result.stderr
+
+
+# --- JSON errors under /api/ ------------------------------------------------------------
+
+
+def test_unknown_api_route_is_json_404(anon_client, db):
+    response = anon_client.get("/api/no-such-thing")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_trailing_slash_is_not_served(owner_client):
+    assert owner_client.get("/api/auth/me/").status_code == 404
+
+
+def test_malformed_json_is_400_json(owner_client):
+    response = owner_client.post("/api/auth/logout", data="{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_request"
+
+
+def test_unsupported_media_type_is_415_json(owner_client):
+    response = owner_client.post("/api/auth/logout", data="refresh=x", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_wrong_method_is_405_json(owner_client):
+    response = owner_client.put("/api/auth/me", {}, format="json")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def _explode(request):
+    raise RuntimeError("secret internals")
+
+
+urlpatterns = [path("api/explode", _explode)]
+
+
+@override_settings(ROOT_URLCONF=__name__, DEBUG=False)
+def test_unexpected_exception_is_json_500_without_traceback(db):
+    from django.test import Client
+
+    response = Client(raise_request_exception=False).get("/api/explode")
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": "server_error", "message": "Internal server error."}}
+    assert b"secret internals" not in response.content
+
+
+def test_every_response_carries_a_request_id(anon_client, db):
+    response = anon_client.get("/health", HTTP_X_REQUEST_ID="lb-abc-123")
+    assert response["X-Request-ID"] == "lb-abc-123"
+    assert len(anon_client.get("/health")["X-Request-ID"]) == 32
+
+
+def test_schema_and_docs_are_served(anon_client, db):
+    schema = anon_client.get("/api/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    assert "/api/auth/google/callback" in schema.json()["paths"]
+    assert anon_client.get("/docs").status_code == 200
+    assert anon_client.get("/redoc").status_code == 200
