@@ -20,13 +20,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     DJANGO_SETTINGS_MODULE=raptorflow.settings \
     PORT=8080
-RUN groupadd --system raptorflow && useradd --system --gid raptorflow --home-dir /app --shell /usr/sbin/nologin raptorflow
+RUN groupadd --system --gid 10001 raptorflow && useradd --system --uid 10001 --gid raptorflow --home-dir /app --shell /usr/sbin/nologin raptorflow
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=raptorflow:raptorflow . /app
 RUN DJANGO_SECRET_KEY=collectstatic-only DATABASE_URL=postgresql://build@localhost/build \
     python manage.py collectstatic --noinput
-USER raptorflow
+USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8080\")}/health', timeout=4)"]
