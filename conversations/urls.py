@@ -1,1 +1,19 @@
-urlpatterns: list = []
+from django.urls import path
+
+from conversations import views
+
+urlpatterns = [
+    path("api/conversations", views.ConversationListCreateView.as_view(), name="conversation-list"),
+    path(
+        "api/conversations/search/by-title",
+        views.ConversationTitleSearchView.as_view(),
+        name="conversation-search-by-title",
+    ),
+    path("api/conversations/<uuid:id>", views.ConversationDetailView.as_view(), name="conversation-detail"),
+    path("api/conversations/<uuid:id>/messages", views.MessageListCreateView.as_view(), name="conversation-messages"),
+    path(
+        "api/conversations/<uuid:id>/messages/recent",
+        views.MessageRecentView.as_view(),
+        name="conversation-messages-recent",
+    ),
+]

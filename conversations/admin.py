@@ -1,0 +1,110 @@
+"""Operators' view of conversations. Messages are shown, never added or edited here:
+sequence numbers and counters have one writer, conversations.services."""
+
+from django.contrib import admin
+from django.utils.text import Truncator
+
+from conversations import services
+from conversations.models import Conversation, Message
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fields = ["sequence", "role", "content_preview", "created_at"]
+    readonly_fields = fields
+    ordering = ["sequence"]
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    @admin.display(description="content")
+    def content_preview(self, message):
+        return Truncator(message.content).chars(200)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ["title", "owner", "organization", "agent_type", "status", "message_count", "activity_at"]
+    list_filter = ["status", "agent_type", "organization"]
+    search_fields = ["title", "owner__email", "organization__name"]
+    list_select_related = ["owner", "organization"]
+    ordering = ["-activity_at"]
+    fields = [
+        "id",
+        "organization",
+        "owner",
+        "title",
+        "agent_type",
+        "status",
+        "metadata",
+        "message_count",
+        "usage",
+        "created_at",
+        "updated_at",
+        "last_message_at",
+        "activity_at",
+    ]
+    readonly_fields = [
+        "id",
+        "organization",
+        "owner",
+        "agent_type",
+        "message_count",
+        "usage",
+        "created_at",
+        "updated_at",
+        "last_message_at",
+        "activity_at",
+    ]
+    inlines = [MessageInline]
+
+    def has_add_permission(self, request):
+        # Conversations are created by their owners through the API.
+        return False
+
+    def save_model(self, request, obj, form, change):
+        services.conversation_update(conversation=obj, **{name: form.cleaned_data[name] for name in form.changed_data})
+
+    def delete_model(self, request, obj):
+        services.conversation_delete(conversation=obj, actor=request.user, request=request)
+
+    def delete_queryset(self, request, queryset):
+        for conversation in queryset:
+            services.conversation_delete(conversation=conversation, actor=request.user, request=request)
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["conversation", "sequence", "role", "created_at"]
+    list_filter = ["role", "organization"]
+    search_fields = ["conversation__title", "owner__email"]
+    list_select_related = ["conversation"]
+    ordering = ["-created_at"]
+    readonly_fields = [
+        "id",
+        "conversation",
+        "organization",
+        "owner",
+        "role",
+        "content",
+        "metadata",
+        "sequence",
+        "idempotency_key",
+        "created_at",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,153 @@
+"""Writes of the conversations app. Other apps (the RAG reply endpoint) store messages and
+token usage through `message_create` and `conversation_add_usage` only, so the counters
+and sequence numbers have a single writer."""
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts import audit
+from billing import quotas
+from conversations.models import Conversation, ConversationStatus, Message
+from raptorflow.errors import Conflict
+from search.tasks import schedule_message_embedding
+
+ARCHIVED_MESSAGE = "This conversation is archived and takes no new messages; set its status back to active first."
+
+
+def _lock(conversation: Conversation) -> Conversation:
+    """The conversation's row, re-read under a row lock held until the transaction ends:
+    every writer of its counters and messages goes through here, so they serialize."""
+    return Conversation.objects.select_for_update().get(pk=conversation.pk)
+
+
+@transaction.atomic
+def conversation_create(
+    *, organization, owner, title: str, agent_type: str, metadata: dict | None = None
+) -> Conversation:
+    now = timezone.now()
+    return Conversation.objects.create(
+        organization=organization,
+        owner=owner,
+        title=title,
+        agent_type=agent_type,
+        metadata=metadata or {},
+        activity_at=now,
+    )
+
+
+_UNCHANGED = object()
+
+
+@transaction.atomic
+def conversation_update(
+    *, conversation: Conversation, title=_UNCHANGED, status=_UNCHANGED, metadata=_UNCHANGED
+) -> Conversation:
+    """Changes only what is given; metadata is replaced whole."""
+    changed = []
+    for field, value in (("title", title), ("status", status), ("metadata", metadata)):
+        if value is not _UNCHANGED:
+            setattr(conversation, field, value)
+            changed.append(field)
+    if changed:
+        # Only the changed columns: saving every field would overwrite the counters a
+        # concurrent message_create just wrote.
+        conversation.save(update_fields=[*changed, "updated_at"])
+    return conversation
+
+
+@transaction.atomic
+def conversation_delete(*, conversation: Conversation, actor, request=None) -> None:
+    """Deletes the conversation with its messages (and their embeddings, by cascade)."""
+    # Locked first so a message being stored concurrently either lands before the delete
+    # (and is deleted with it) or finds the conversation gone — never an orphan.
+    locked = _lock(conversation)
+    audit.record(
+        "conversation.deleted",
+        request=request,
+        actor=actor,
+        organization=locked.organization,
+        target=locked,
+        title=locked.title,
+        message_count=locked.message_count,
+    )
+    locked.delete()
+
+
+@transaction.atomic
+def conversation_add_usage(*, conversation: Conversation, prompt_tokens: int, completion_tokens: int) -> Conversation:
+    """Adds a reply's token usage to the conversation's read-only `usage` counters."""
+    if prompt_tokens < 0 or completion_tokens < 0:
+        raise ValueError("token counts cannot be negative")
+    locked = _lock(conversation)
+    usage = dict(locked.usage or {})
+    usage["prompt_tokens"] = int(usage.get("prompt_tokens", 0)) + prompt_tokens
+    usage["completion_tokens"] = int(usage.get("completion_tokens", 0)) + completion_tokens
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    locked.usage = usage
+    locked.save(update_fields=["usage", "updated_at"])
+    conversation.usage, conversation.updated_at = locked.usage, locked.updated_at
+    return conversation
+
+
+@transaction.atomic
+def message_create(
+    *,
+    conversation: Conversation,
+    role: str,
+    content: str,
+    metadata: dict | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[Message, bool]:
+    """Stores one message at the end of the conversation: (message, created).
+
+    With an idempotency key already used in this conversation, the first message is
+    returned with created=False and nothing is written (nor counted against the quota).
+    Raises Conflict on an archived conversation and PaymentRequired past the plan's quota.
+    """
+    locked = _lock(conversation)
+
+    if idempotency_key is not None:
+        existing = Message.objects.filter(conversation=locked, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+
+    if locked.status == ConversationStatus.ARCHIVED:
+        raise Conflict(ARCHIVED_MESSAGE, code="conversation_archived")
+
+    # Before anything is written, so a refused request leaves nothing half-stored.
+    quotas.reserve_messages(locked.organization, 1)
+
+    # The row lock makes message_count + 1 the next free sequence number.
+    sequence = locked.message_count + 1
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation=locked,
+                organization_id=locked.organization_id,
+                owner_id=locked.owner_id,
+                role=role,
+                content=content,
+                metadata=metadata or {},
+                sequence=sequence,
+                idempotency_key=idempotency_key,
+            )
+    except IntegrityError:
+        # Under the lock a same-key twin is already visible above; this covers a caller
+        # running at a stricter isolation level than READ COMMITTED.
+        if idempotency_key is None:
+            raise
+        existing = Message.objects.filter(conversation=locked, idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return existing, False
+
+    locked.message_count = sequence
+    locked.last_message_at = message.created_at
+    locked.activity_at = message.created_at
+    locked.save(update_fields=["message_count", "last_message_at", "activity_at", "updated_at"])
+    for field in ("message_count", "last_message_at", "activity_at", "updated_at"):
+        setattr(conversation, field, getattr(locked, field))
+
+    message_id = message.id
+    transaction.on_commit(lambda: schedule_message_embedding(message_id))
+    return message, True

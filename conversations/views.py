@@ -1,0 +1,182 @@
+"""The nine conversation endpoints (SPEC §4 "Conversations"). Thin: validate, call a
+service or selector, serialize. Scoping comes from TenantAPIView: a conversation that is
+not the caller's own is a 404 for every verb."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from conversations import selectors, services
+from conversations.filters import ConversationFilter
+from conversations.models import Conversation, Message
+from conversations.serializers import (
+    IDEMPOTENCY_KEY_HEADER,
+    ConversationCreateInputSerializer,
+    ConversationSerializer,
+    ConversationUpdateInputSerializer,
+    MessageCreateInputSerializer,
+    MessageRecentSerializer,
+    MessageSerializer,
+    TitleSearchQuerySerializer,
+    idempotency_key_from,
+)
+from raptorflow.api import TenantAPIView
+from raptorflow.pagination import bounded_int_param, paginator_with_ordering
+
+TAGS = ["conversations"]
+RECENT_DEFAULT, RECENT_MAX = 10, 100
+
+# Newest activity first; the id breaks ties between conversations active in the same instant.
+ConversationPagination = paginator_with_ordering("-activity_at", "-id")
+# Oldest first: sequence is unique within the one conversation being listed.
+MessagePagination = paginator_with_ordering("sequence")
+
+
+def _validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class ConversationListCreateView(TenantAPIView):
+    model = Conversation
+    serializer_class = ConversationSerializer
+    filterset_class = ConversationFilter
+    pagination_class = ConversationPagination
+
+    @extend_schema(
+        operation_id="conversations_list",
+        responses={200: ConversationSerializer(many=True)},
+        tags=TAGS,
+        description="The caller's conversations, newest activity first.",
+    )
+    def get(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(ConversationSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="conversations_create",
+        request=ConversationCreateInputSerializer,
+        responses={201: ConversationSerializer},
+        tags=TAGS,
+    )
+    def post(self, request):
+        data = _validated(ConversationCreateInputSerializer, request.data)
+        conversation = services.conversation_create(organization=self.organization, owner=request.user, **data)
+        return Response(ConversationSerializer(conversation).data, status=status.HTTP_201_CREATED)
+
+
+class ConversationDetailView(TenantAPIView):
+    model = Conversation
+    serializer_class = ConversationSerializer
+    filter_backends: list = []
+
+    @extend_schema(operation_id="conversations_retrieve", responses={200: ConversationSerializer}, tags=TAGS)
+    def get(self, request, id):
+        return Response(ConversationSerializer(self.get_object()).data)
+
+    @extend_schema(
+        operation_id="conversations_update",
+        request=ConversationUpdateInputSerializer,
+        responses={200: ConversationSerializer},
+        tags=TAGS,
+        description="Changes title, status and/or metadata (replaced whole). Other fields are a 400.",
+    )
+    def patch(self, request, id):
+        conversation = self.get_object()
+        data = _validated(ConversationUpdateInputSerializer, request.data)
+        conversation = services.conversation_update(conversation=conversation, **data)
+        return Response(ConversationSerializer(conversation).data)
+
+    @extend_schema(operation_id="conversations_destroy", responses={204: None}, tags=TAGS)
+    def delete(self, request, id):
+        services.conversation_delete(conversation=self.get_object(), actor=request.user, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ConversationMessagesMixin:
+    model = Message
+    serializer_class = MessageSerializer
+    filter_backends: list = []
+
+    def get_conversation(self) -> Conversation:
+        return self.get_scoped_or_404(Conversation, id=self.kwargs["id"])
+
+
+class MessageListCreateView(ConversationMessagesMixin, TenantAPIView):
+    pagination_class = MessagePagination
+
+    @extend_schema(
+        operation_id="conversations_messages_list",
+        responses={200: MessageSerializer(many=True)},
+        tags=TAGS,
+        description="The conversation's messages, oldest first.",
+    )
+    def get(self, request, id):
+        messages = selectors.message_list(self.get_queryset(), conversation=self.get_conversation())
+        page = self.paginate_queryset(messages)
+        return self.get_paginated_response(MessageSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="conversations_messages_create",
+        request=MessageCreateInputSerializer,
+        parameters=[
+            OpenApiParameter(
+                IDEMPOTENCY_KEY_HEADER,
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Up to 255 characters. A retry with the same key returns the first message (200) "
+                "and stores nothing new.",
+            )
+        ],
+        responses={201: MessageSerializer, 200: MessageSerializer},
+        tags=TAGS,
+        description="Appends a message. 409 when the conversation is archived; 402 past the plan's quota.",
+    )
+    def post(self, request, id):
+        conversation = self.get_conversation()
+        idempotency_key = idempotency_key_from(request)
+        data = _validated(MessageCreateInputSerializer, request.data)
+        message, created = services.message_create(conversation=conversation, idempotency_key=idempotency_key, **data)
+        return Response(
+            MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class MessageRecentView(ConversationMessagesMixin, TenantAPIView):
+    pagination_class = None
+
+    @extend_schema(
+        operation_id="conversations_messages_recent",
+        parameters=[
+            OpenApiParameter("limit", OpenApiTypes.INT, description=f"1..{RECENT_MAX}, default {RECENT_DEFAULT}.")
+        ],
+        responses={200: MessageRecentSerializer},
+        tags=TAGS,
+        description="The newest N messages, in chronological order.",
+    )
+    def get(self, request, id):
+        limit = bounded_int_param(request, "limit", default=RECENT_DEFAULT, minimum=1, maximum=RECENT_MAX)
+        messages = selectors.message_recent(self.get_queryset(), conversation=self.get_conversation(), limit=limit)
+        return Response({"results": MessageSerializer(messages, many=True).data})
+
+
+class ConversationTitleSearchView(TenantAPIView):
+    model = Conversation
+    serializer_class = ConversationSerializer
+    pagination_class = ConversationPagination
+    filter_backends: list = []
+
+    @extend_schema(
+        operation_id="conversations_search_by_title",
+        parameters=[TitleSearchQuerySerializer],
+        responses={200: ConversationSerializer(many=True)},
+        tags=TAGS,
+        description="The caller's conversations whose title contains `q` (case-insensitive), newest activity first.",
+    )
+    def get(self, request):
+        query = _validated(TitleSearchQuerySerializer, request.query_params)["q"]
+        conversations = selectors.conversation_search_by_title(self.get_queryset(), query=query)
+        page = self.paginate_queryset(conversations)
+        return self.get_paginated_response(ConversationSerializer(page, many=True).data)
