@@ -1,1 +1,12 @@
-urlpatterns: list = []
+from django.urls import path, re_path
+
+from rag import views
+
+urlpatterns = [
+    path("api/organizations/current/provider-keys", views.ProviderKeyListView.as_view(), name="provider-keys"),
+    re_path(
+        r"^api/organizations/current/provider-keys/(?P<provider>openai|gemini|openrouter)$",
+        views.ProviderKeyDetailView.as_view(),
+        name="provider-key",
+    ),
+]

@@ -1,0 +1,57 @@
+"""Writes of the rag app: organization provider keys and the context cache."""
+
+from django.db import transaction
+
+from accounts.audit import record
+from rag import crypto
+from rag.models import ContextCache, ProviderKey
+
+
+@transaction.atomic
+def provider_key_set(*, organization, provider: str, api_key: str, actor, request=None) -> tuple[ProviderKey, bool]:
+    """Stores (or replaces) the organization's key for `provider`; True when it is new."""
+    stored, created = ProviderKey.objects.select_for_update().update_or_create(
+        organization=organization,
+        provider=provider,
+        defaults={"encrypted_key": crypto.encrypt(api_key), "last4": api_key[-4:], "updated_by": actor},
+    )
+    record(
+        "provider_key.set", request=request, actor=actor, organization=organization, target=stored, provider=provider
+    )
+    return stored, created
+
+
+@transaction.atomic
+def provider_key_delete(*, provider_key: ProviderKey, actor, request=None) -> None:
+    record(
+        "provider_key.delete",
+        request=request,
+        actor=actor,
+        organization=provider_key.organization,
+        target=provider_key,
+        provider=provider_key.provider,
+    )
+    provider_key.delete()
+
+
+@transaction.atomic
+def context_cache_store(*, conversation, state: str, key: str, entries: list[dict]) -> None:
+    """Also drops the entries of earlier states of the conversation: made before its last
+    change, they can never be hit again."""
+    ContextCache.objects.filter(conversation=conversation).exclude(state=state).delete()
+    # An upsert, so two requests caching the same context at once do not collide.
+    ContextCache.objects.bulk_create(
+        [
+            ContextCache(
+                organization_id=conversation.organization_id,
+                owner_id=conversation.owner_id,
+                conversation=conversation,
+                state=state,
+                key=key,
+                entries=entries,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["conversation", "key"],
+        update_fields=["entries", "state"],
+    )
