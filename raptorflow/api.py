@@ -58,9 +58,8 @@ class StrictSerializer(serializers.Serializer):
         unknown_errors = {}
         if isinstance(data, dict):
             writable = {name for name, field in self.fields.items() if not field.read_only}
-            unknown_errors = {
-                name: ["This field is not accepted here (unknown or read-only)."] for name in sorted(set(data) - writable)
-            }
+            refusal = ["This field is not accepted here (unknown or read-only)."]
+            unknown_errors = {name: refusal for name in sorted(set(data) - writable)}
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:

@@ -164,7 +164,8 @@ def test_id_token_with_the_bare_issuer_spelling_is_accepted(fake_google, anon_cl
     ids=["wrong-audience", "wrong-issuer", "expired", "bad-signature"],
 )
 def test_bad_id_tokens_are_refused_and_create_nothing(fake_google, anon_client, overrides):
-    response = anon_client.post("/api/auth/google/token", {"id_token": fake_google.id_token(**overrides)}, format="json")
+    token = fake_google.id_token(**overrides)
+    response = anon_client.post("/api/auth/google/token", {"id_token": token}, format="json")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "google_token_invalid"
     assert User.objects.count() == 0
