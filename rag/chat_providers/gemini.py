@@ -41,7 +41,10 @@ class GeminiProvider(ChatProvider):
         ]
         # No max_output_tokens: on Gemini 2.5 it also caps the model's thinking tokens, so a
         # low cap can leave an empty answer. The reply room in the prompt budget still holds.
-        config = types.GenerateContentConfig(system_instruction=system or None)
+        config = types.GenerateContentConfig(
+            system_instruction=system or None,
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        )
         return contents, config
 
     def complete(self, messages: list[ChatMessage], *, model: str | None = None) -> ChatReply:

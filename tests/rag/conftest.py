@@ -1,0 +1,156 @@
+"""Fixtures of the rag tests: provider keys in settings, and builders of the answers the
+three providers' HTTP APIs give (the real SDKs parse them; respx serves them)."""
+
+import json
+
+import httpx  # httpx2, aliased by tests/conftest.py
+import pytest
+
+from conversations.services import conversation_create, message_create
+
+OPENAI_URL = "https://api.openai.com/v1/chat/completions"
+OPENROUTER_URL = "https://openrouter.ai/api/v1/chat/completions"
+GEMINI_URL = "https://generativelanguage.googleapis.com/v1/models/gemini-2.5-flash:generateContent"
+GEMINI_STREAM_URL = "https://generativelanguage.googleapis.com/v1/models/gemini-2.5-flash:streamGenerateContent"
+
+
+@pytest.fixture(autouse=True)
+def _chat_settings(settings):
+    """No server key unless a test sets one; the order and defaults of SPEC §4."""
+    settings.OPENAI_API_KEY = ""
+    settings.GEMINI_API_KEY = ""
+    settings.OPENROUTER_API_KEY = ""
+    settings.OPENAI_BASE_URL = ""
+    settings.OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
+    settings.CHAT_PROVIDERS = ["openai", "gemini", "openrouter"]
+    settings.OPENAI_CHAT_MODEL = "gpt-4o-mini"
+    settings.GEMINI_CHAT_MODEL = "gemini-2.5-flash"
+    settings.OPENROUTER_CHAT_MODEL = "openai/gpt-4o-mini"
+    settings.PROVIDER_TIMEOUT_SECONDS = 7.0
+    return settings
+
+
+@pytest.fixture
+def all_keys(settings):
+    settings.OPENAI_API_KEY = "sk-server-openai-0000"
+    settings.GEMINI_API_KEY = "server-gemini-1111"
+    settings.OPENROUTER_API_KEY = "sk-or-server-2222"
+    return settings
+
+
+# --- provider answers ------------------------------------------------------------------
+
+
+def openai_completion(text, *, model="gpt-4o-mini-2024-07-18", prompt_tokens=42, completion_tokens=7) -> dict:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": None}
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def openai_stream_chunks(deltas, *, model="gpt-4o-mini-2024-07-18", prompt_tokens=42, completion_tokens=7):
+    """The SSE events of a streamed chat completion with stream_options.include_usage."""
+
+    def event(payload):
+        return f"data: {json.dumps(payload)}\n\n".encode()
+
+    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model}
+    chunks = [event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})]
+    for delta in deltas:
+        chunks.append(event({**base, "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": None}]}))
+    chunks.append(event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+    usage["total_tokens"] = prompt_tokens + completion_tokens
+    chunks.append(event({**base, "choices": [], "usage": usage}))
+    chunks.append(b"data: [DONE]\n\n")
+    return chunks
+
+
+def gemini_response(text, *, prompt_tokens=40, completion_tokens=9, model="gemini-2.5-flash") -> dict:
+    return {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {
+            "promptTokenCount": prompt_tokens,
+            "candidatesTokenCount": completion_tokens,
+            "totalTokenCount": prompt_tokens + completion_tokens,
+        },
+        "modelVersion": model,
+    }
+
+
+def gemini_stream_chunks(deltas, *, prompt_tokens=40, completion_tokens=9):
+    chunks = []
+    for index, delta in enumerate(deltas):
+        payload = {
+            "candidates": [{"content": {"role": "model", "parts": [{"text": delta}]}, "index": 0}],
+            "modelVersion": "gemini-2.5-flash",
+        }
+        if index == len(deltas) - 1:
+            payload["candidates"][0]["finishReason"] = "STOP"
+            payload["usageMetadata"] = {
+                "promptTokenCount": prompt_tokens,
+                "candidatesTokenCount": completion_tokens,
+                "totalTokenCount": prompt_tokens + completion_tokens,
+            }
+        chunks.append(f"data: {json.dumps(payload)}\r\n\r\n".encode())
+    return chunks
+
+
+class TrackedStream(httpx.SyncByteStream):
+    """A response body handed out chunk by chunk, counting what the provider has sent, and
+    optionally failing after `fail_after` chunks as a connection dropping mid-answer."""
+
+    def __init__(self, chunks, *, fail_after=None):
+        self.chunks = list(chunks)
+        self.fail_after = fail_after
+        self.sent = 0
+        self.closed = False
+
+    def __iter__(self):
+        for chunk in self.chunks:
+            if self.fail_after is not None and self.sent >= self.fail_after:
+                raise httpx.ReadTimeout("provider stopped answering")
+            self.sent += 1
+            yield chunk
+
+    def close(self):
+        self.closed = True
+
+    @property
+    def finished(self) -> bool:
+        return self.sent == len(self.chunks)
+
+
+def sse_response(chunks, **kwargs) -> tuple[httpx.Response, TrackedStream]:
+    stream = TrackedStream(chunks, **kwargs)
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=stream), stream
+
+
+def request_json(route) -> dict:
+    return json.loads(route.calls.last.request.content)
+
+
+# --- conversations ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_conversation(owner, org):
+    def make(*, user=None, organization=None, title="Q4 Marketing Strategy", agent_type="strategy", messages=()):
+        conversation = conversation_create(
+            organization=organization or org, owner=user or owner, title=title, agent_type=agent_type
+        )
+        for role, content in messages:
+            message_create(conversation=conversation, role=role, content=content)
+        return conversation
+
+    return make
