@@ -134,7 +134,8 @@ def test_falls_back_to_next_provider_on_429_5xx_and_timeout(respx_mock, failure)
 
 def test_chat_providers_order_is_respected(respx_mock, settings):
     settings.CHAT_PROVIDERS = ["openrouter", "openai"]
-    openrouter_route = respx_mock.post(OPENROUTER_URL).mock(return_value=httpx.Response(200, json=openai_completion("or")))
+    answer = httpx.Response(200, json=openai_completion("or"))
+    openrouter_route = respx_mock.post(OPENROUTER_URL).mock(return_value=answer)
     openai_route = respx_mock.post(OPENAI_URL).mock(return_value=httpx.Response(200, json=openai_completion("oa")))
 
     reply = complete(chat_providers(keys(openai="sk-a", openrouter="sk-b", gemini="g")), MESSAGES)
