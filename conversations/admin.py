@@ -71,6 +71,13 @@ class ConversationAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         services.conversation_update(conversation=obj, **{name: form.cleaned_data[name] for name in form.changed_data})
 
+    def get_deleted_objects(self, objs, request):
+        # Everything that cascades from a conversation (its messages, their embeddings) is
+        # its own data and is deliberately not deletable on its own in the admin; the
+        # permission to delete the conversation is what counts.
+        deleted, model_count, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, model_count, set(), protected
+
     def delete_model(self, request, obj):
         services.conversation_delete(conversation=obj, actor=request.user, request=request)
 

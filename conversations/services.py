@@ -4,6 +4,7 @@ and sequence numbers have a single writer."""
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework.exceptions import NotFound
 
 from accounts import audit
 from billing import quotas
@@ -16,8 +17,12 @@ ARCHIVED_MESSAGE = "This conversation is archived and takes no new messages; set
 
 def _lock(conversation: Conversation) -> Conversation:
     """The conversation's row, re-read under a row lock held until the transaction ends:
-    every writer of its counters and messages goes through here, so they serialize."""
-    return Conversation.objects.select_for_update().get(pk=conversation.pk)
+    every writer of its counters and messages goes through here, so they serialize. A
+    conversation deleted meanwhile is a 404, as it would have been a moment later."""
+    locked = Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+    if locked is None:
+        raise NotFound("Conversation not found.")
+    return locked
 
 
 @transaction.atomic
