@@ -1,8 +1,11 @@
 """Output (and a few input) serializers of the accounts app."""
 
+from django.core.validators import DomainNameValidator
 from rest_framework import serializers
 
-from accounts.models import Organization, Role, User
+from accounts.models import DomainClaim, InvitationStatus, Membership, Organization, Role, User
+from accounts.services import CONSUMER_EMAIL_DOMAINS
+from conversations.serializers import ConversationSerializer, MessageSerializer, MetadataField
 from raptorflow.api import StrictSerializer
 
 
@@ -69,3 +72,110 @@ def token_response(tokens: dict, *, user, organization, role: str) -> dict:
         "organization": OrganizationSerializer(organization).data,
         "role": role,
     }
+
+
+# --- Organizations, members, invitations, domain claims, export ------------------------
+
+
+class MyOrganizationSerializer(OrganizationSerializer):
+    """An organization as one of its members sees it, with their role."""
+
+    settings = MetadataField(read_only=True, help_text="The organization's own settings (a JSON object).")
+    role = serializers.ChoiceField(choices=Role.choices, read_only=True, help_text="Your role in this organization.")
+
+    class Meta(OrganizationSerializer.Meta):
+        fields = [*OrganizationSerializer.Meta.fields, "role"]
+        read_only_fields = fields
+
+
+class OrganizationCreateInputSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200)
+
+
+class OrganizationUpdateInputSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200, required=False)
+    settings = MetadataField(required=False, help_text="Replaces the whole settings object (at most 16 KB).")
+
+
+class SwitchOrganizationInputSerializer(StrictSerializer):
+    organization_id = serializers.UUIDField()
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    user_id = serializers.UUIDField(source="user.id")
+    email = serializers.EmailField(source="user.email")
+    name = serializers.CharField(source="user.name")
+    avatar_url = serializers.CharField(source="user.avatar_url")
+    role = serializers.ChoiceField(choices=Role.choices)
+    joined_at = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Membership
+        fields = ["user_id", "email", "name", "avatar_url", "role", "joined_at"]
+        read_only_fields = fields
+
+
+class MemberRoleInputSerializer(StrictSerializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class InvitationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    email = serializers.EmailField()
+    role = serializers.ChoiceField(choices=Role.choices)
+    status = serializers.ChoiceField(choices=InvitationStatus.choices)
+    invited_by = UserSerializer(allow_null=True, help_text="Null once the inviter's account is deleted.")
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    accepted_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+
+
+class InvitationCreateInputSerializer(StrictSerializer):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
+
+
+class DomainClaimSerializer(serializers.ModelSerializer):
+    approved = serializers.BooleanField(
+        help_text="Sign-ins from this domain join the organization only once an operator approved the claim."
+    )
+    approved_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        model = DomainClaim
+        fields = ["id", "domain", "approved", "approved_at", "created_at"]
+        read_only_fields = fields
+
+
+class DomainClaimInputSerializer(StrictSerializer):
+    domain = serializers.CharField(max_length=253, help_text="A Google Workspace domain, e.g. acme.com.")
+
+    def validate_domain(self, value: str) -> str:
+        domain = value.strip().lower().rstrip(".")
+        DomainNameValidator(accept_idna=False, message="Enter a domain name such as acme.com.")(domain)
+        if "." not in domain:
+            raise serializers.ValidationError("Enter a domain name such as acme.com.")
+        if domain in CONSUMER_EMAIL_DOMAINS:
+            raise serializers.ValidationError("Consumer email domains cannot be claimed.")
+        return domain
+
+
+class ExportConversationSerializer(ConversationSerializer):
+    messages = MessageSerializer(many=True, help_text="Every message, oldest first.")
+
+    class Meta(ConversationSerializer.Meta):
+        fields = [*ConversationSerializer.Meta.fields, "messages"]
+        read_only_fields = fields
+
+
+class AccountExportSerializer(serializers.Serializer):
+    exported_at = serializers.DateTimeField()
+    scope = serializers.ChoiceField(
+        choices=["current_organization"],
+        help_text="The export holds the caller's own conversations in the organization of the access token "
+        "(switch organization to export another one).",
+    )
+    user = UserSerializer()
+    organization = OrganizationSerializer()
+    conversations = ExportConversationSerializer(many=True)

@@ -237,6 +237,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "MembershipRoleEnum": "accounts.models.Role",
+        "InvitationStatusEnum": "accounts.models.InvitationStatus",
+        "ConversationStatusEnum": "conversations.models.ConversationStatus",
         "MessageRoleEnum": "conversations.models.MessageRole",
     },
 }

@@ -1,0 +1,41 @@
+"""Reads for organizations, members, invitations and domain claims. Each returns a queryset
+built on a queryset the caller already scoped (raptorflow.tenancy), or on the user alone
+for what belongs to the person rather than to one organization."""
+
+from django.db.models import Case, F, Prefetch, QuerySet, Value, When
+from django.utils import timezone
+
+from accounts.models import InvitationStatus, Organization, User
+from conversations.models import Message
+
+
+def organizations_of_user(user: User) -> QuerySet[Organization]:
+    """The organizations `user` belongs to, each annotated with `role` and `joined_at`."""
+    # One filter() call and F() over the same relation: the annotations read the row of
+    # the membership that matched, not any membership of the organization.
+    return Organization.objects.filter(memberships__user=user).annotate(
+        role=F("memberships__role"), joined_at=F("memberships__created_at")
+    )
+
+
+def members(memberships: QuerySet) -> QuerySet:
+    return memberships.select_related("user")
+
+
+def invitations_with_status(invitations: QuerySet) -> QuerySet:
+    """Invitations annotated with `status`: accepted and revoked win over expiry."""
+    return invitations.select_related("invited_by").annotate(
+        status=Case(
+            When(accepted_at__isnull=False, then=Value(InvitationStatus.ACCEPTED)),
+            When(revoked_at__isnull=False, then=Value(InvitationStatus.REVOKED)),
+            When(expires_at__lte=timezone.now(), then=Value(InvitationStatus.EXPIRED)),
+            default=Value(InvitationStatus.PENDING),
+        )
+    )
+
+
+def conversations_for_export(conversations: QuerySet) -> QuerySet:
+    """Conversations (already scoped to their owner) with their messages in order."""
+    return conversations.order_by("created_at", "id").prefetch_related(
+        Prefetch("messages", queryset=Message.objects.order_by("sequence"))
+    )
