@@ -1,9 +1,164 @@
-"""Writes of the billing app (filled in by the billing module).
+"""Writes of the billing app: subscribing, cancelling, and applying what Razorpay reports
+about a subscription (from its API answers and from webhooks, through one function)."""
 
-cancel_for_organization_deletion(organization): cancels the organization's Razorpay
-subscription, if any, before the organization is deleted.
-"""
+import logging
+from datetime import UTC, datetime
+
+from django.db import transaction
+from rest_framework.exceptions import ValidationError
+
+from accounts import audit
+from accounts.models import Organization
+from billing import razorpay, selectors
+from billing.models import Plan, Subscription, SubscriptionStatus
+from raptorflow.errors import ApiError, Conflict, NotConfigured, UpstreamBadResponse
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def subscription_start(*, organization: Organization, user, plan: Plan, request=None) -> tuple[Subscription, bool]:
+    """Creates the Razorpay subscription the client then opens Checkout for: (subscription,
+    created). Asking again for the same plan before Checkout completes returns the same
+    one; a live subscription must be cancelled first."""
+    if plan.is_free:
+        raise ValidationError({"plan": ["The free plan needs no subscription: cancel the paid one instead."]})
+    razorpay.require_configured()
+    if not plan.razorpay_plan_id:
+        raise NotConfigured(f"The {plan.name} plan has no Razorpay plan id yet; an operator sets it in the admin.")
+    _lock(organization)
+
+    live = selectors.live_subscription(organization)
+    if live is not None and live.status != SubscriptionStatus.CREATED:
+        raise Conflict(
+            f"This organization already has a {live.plan.name} subscription ({live.status}); cancel it first.",
+            code="already_subscribed",
+        )
+    if live is not None and live.plan_id == plan.pk:
+        return live, False
+    if live is not None:
+        # An abandoned Checkout for another plan: cancel it so it can never be paid as well.
+        apply_entity(live, razorpay.cancel_subscription(live.razorpay_subscription_id, at_cycle_end=False))
+        if not live.is_final:
+            raise UpstreamBadResponse("Razorpay did not cancel the previous, unpaid subscription.")
+        live.save()
+
+    entity = razorpay.create_subscription(
+        plan_id=plan.razorpay_plan_id, notes={"organization_id": str(organization.pk), "plan": plan.code}
+    )
+    subscription = Subscription(
+        organization=organization, plan=plan, razorpay_subscription_id=entity["id"], created_by=user
+    )
+    apply_entity(subscription, entity)
+    subscription.save()
+    audit.record(
+        "billing.subscribe",
+        request=request,
+        actor=user,
+        organization=organization,
+        target=subscription,
+        plan=plan.code,
+        razorpay_subscription_id=subscription.razorpay_subscription_id,
+    )
+    return subscription, True
+
+
+@transaction.atomic
+def subscription_cancel(*, organization: Organization, user, at_cycle_end: bool = False, request=None) -> Subscription:
+    """Cancels the live subscription, now or (for an active one) at the end of the paid
+    period. Repeating it changes nothing."""
+    razorpay.require_configured()
+    _lock(organization)
+    live = selectors.live_subscription(organization)
+    if live is None:
+        latest = selectors.latest_subscription(organization)
+        if latest is None:
+            raise Conflict("This organization has no subscription to cancel.", code="no_subscription")
+        return latest
+    # Only a paid-up subscription has a cycle end to wait for; anything else stops now.
+    at_cycle_end = at_cycle_end and live.status == SubscriptionStatus.ACTIVE
+    if at_cycle_end and live.cancel_at_cycle_end:
+        return live
+
+    apply_entity(live, razorpay.cancel_subscription(live.razorpay_subscription_id, at_cycle_end=at_cycle_end))
+    if at_cycle_end and not live.is_final:
+        live.cancel_at_cycle_end = True
+    live.save()
+    audit.record(
+        "billing.cancel",
+        request=request,
+        actor=user,
+        organization=organization,
+        target=live,
+        plan=live.plan.code,
+        at_cycle_end=at_cycle_end,
+        status=live.status,
+    )
+    return live
 
 
 def cancel_for_organization_deletion(organization) -> None:
-    return None
+    """Cancels the organization's live Razorpay subscription, if any, before the
+    organization is deleted. Best effort: a failure is logged (with the subscription id, for
+    an operator to cancel it in the dashboard) and never blocks the deletion."""
+    live = selectors.live_subscription(organization)
+    if live is None:
+        return
+    try:
+        entity = razorpay.cancel_subscription(live.razorpay_subscription_id, at_cycle_end=False)
+    except ApiError:
+        logger.exception(
+            "Could not cancel Razorpay subscription %s of organization %s before its deletion; cancel it by hand",
+            live.razorpay_subscription_id,
+            organization.pk,
+        )
+        return
+    apply_entity(live, entity)
+    live.save()
+    audit.record(
+        "billing.cancel",
+        organization=organization,
+        target=live,
+        plan=live.plan.code,
+        reason="organization_deleted",
+        status=live.status,
+    )
+
+
+def apply_entity(subscription: Subscription, entity: dict) -> None:
+    """Copies Razorpay's view of a subscription onto ours (without saving). Razorpay's
+    status is the truth, except that a final status (cancelled, completed, expired) is
+    never left: Razorpay never does, so an answer saying otherwise is out of date."""
+    status = entity.get("status")
+    if status in SubscriptionStatus.values and not (subscription.is_final and status != subscription.status):
+        subscription.status = status
+    if subscription.is_final:
+        subscription.cancel_at_cycle_end = False
+    for field in ("current_start", "current_end", "charge_at", "ended_at"):
+        if field in entity:
+            setattr(subscription, field, timestamp(entity[field]))
+    if isinstance(entity.get("paid_count"), int):
+        subscription.paid_count = max(entity["paid_count"], 0)
+    if isinstance(entity.get("short_url"), str):
+        subscription.short_url = entity["short_url"][:500]
+    plan_id = entity.get("plan_id")
+    if isinstance(plan_id, str) and plan_id and plan_id != subscription.plan.razorpay_plan_id:
+        # A plan change made in Razorpay (subscription.updated).
+        plan = Plan.objects.filter(razorpay_plan_id=plan_id).first()
+        if plan is not None:
+            subscription.plan = plan
+        else:
+            logger.warning("Razorpay subscription %s moved to unknown plan %s", entity.get("id"), plan_id)
+
+
+def timestamp(value) -> datetime | None:
+    """Razorpay's unix seconds as an aware datetime (None for anything else)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _lock(organization: Organization) -> None:
+    # One billing change per organization at a time: two subscribe clicks must not create
+    # two Razorpay subscriptions.
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()

@@ -291,6 +291,11 @@ RAG_SEMANTIC_MESSAGES = env_int("RAG_SEMANTIC_MESSAGES", 8)
 RAZORPAY_KEY_ID = env_str("RAZORPAY_KEY_ID")
 RAZORPAY_KEY_SECRET = env_str("RAZORPAY_KEY_SECRET")
 RAZORPAY_WEBHOOK_SECRET = env_str("RAZORPAY_WEBHOOK_SECRET")
+# Free plan quotas per calendar month (UTC); the free plan's empty quota fields in the
+# admin follow these. Embedded default: generous outside production.
+FREE_PLAN_MESSAGES = env_int("FREE_PLAN_MESSAGES", 1_000 if PRODUCTION else 1_000_000)
+FREE_PLAN_REPLY_TOKENS = env_int("FREE_PLAN_REPLY_TOKENS", 200_000 if PRODUCTION else 1_000_000_000)
+FREE_PLAN_EMBEDDINGS = env_int("FREE_PLAN_EMBEDDINGS", 5_000 if PRODUCTION else 1_000_000)
 
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 

@@ -1,0 +1,204 @@
+"""Billing endpoints: plans, the organization's subscription and usage, subscribe, cancel,
+and Razorpay's webhook."""
+
+import hashlib
+import json
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ParseError
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import MANAGER_ROLES
+from billing import razorpay, selectors, services, webhooks
+from billing.serializers import (
+    BillingStatusSerializer,
+    BillingUsageSerializer,
+    CancelInputSerializer,
+    CheckoutSerializer,
+    PlanSerializer,
+    RazorpayEventSerializer,
+    SubscribeInputSerializer,
+    SubscriptionSerializer,
+    WebhookAckSerializer,
+)
+from raptorflow.api import TenantAPIView
+from raptorflow.errors import ApiError, NotConfigured
+from raptorflow.pagination import paginator_with_ordering
+
+BILLING_TAG = ["billing"]
+PRODUCT_NAME = "RaptorFlow"
+
+
+class PlanListView(TenantAPIView):
+    serializer_class = PlanSerializer
+    pagination_class = paginator_with_ordering("price_paise", "code")
+
+    def get_queryset(self):
+        # The plan catalogue is the same for every organization: nothing to scope.
+        return selectors.active_plans()
+
+    @extend_schema(responses={200: PlanSerializer(many=True)}, tags=BILLING_TAG, description="Plans on offer.")
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(PlanSerializer(page, many=True).data)
+
+
+class SubscriptionView(TenantAPIView):
+    @extend_schema(
+        responses={200: BillingStatusSerializer},
+        tags=BILLING_TAG,
+        description="The plan in effect for the caller's organization, its period, and its newest subscription.",
+    )
+    def get(self, request):
+        current = selectors.entitlement(self.organization)
+        return Response(
+            BillingStatusSerializer(
+                {
+                    "plan": current.plan,
+                    "period_start": current.period_start,
+                    "period_end": current.period_end,
+                    "subscription": selectors.latest_subscription(self.organization),
+                }
+            ).data
+        )
+
+
+class SubscribeView(TenantAPIView):
+    @extend_schema(
+        request=SubscribeInputSerializer,
+        responses={201: CheckoutSerializer, 200: CheckoutSerializer},
+        tags=BILLING_TAG,
+        description=(
+            "Creates the Razorpay subscription for a paid plan and answers Checkout's options (201); asked "
+            "again before Checkout completes, the same subscription (200). Owners and admins only; 409 while "
+            "another subscription is live; 503 until Razorpay is configured."
+        ),
+    )
+    def post(self, request):
+        self.require_role(*MANAGER_ROLES)
+        data = SubscribeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        plan = data.validated_data["plan"]
+        subscription, created = services.subscription_start(
+            organization=self.organization, user=request.user, plan=plan, request=request
+        )
+        checkout = {
+            "key_id": razorpay.key_id(),
+            "subscription_id": subscription.razorpay_subscription_id,
+            "status": subscription.status,
+            "short_url": subscription.short_url,
+            "name": PRODUCT_NAME,
+            "description": f"{plan.name} plan for {self.organization.name}",
+            "plan": plan,
+            "prefill": {"name": request.user.name, "email": request.user.email},
+            "notes": {"organization_id": self.organization.pk},
+            "subscription": subscription,
+        }
+        return Response(
+            CheckoutSerializer(checkout).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class CancelView(TenantAPIView):
+    @extend_schema(
+        request=CancelInputSerializer,
+        responses={200: SubscriptionSerializer},
+        tags=BILLING_TAG,
+        description=(
+            "Cancels the organization's subscription, now or at the end of the paid period. Owners and admins "
+            "only; 409 when there is nothing to cancel; 503 until Razorpay is configured."
+        ),
+    )
+    def post(self, request):
+        self.require_role(*MANAGER_ROLES)
+        data = CancelInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        subscription = services.subscription_cancel(
+            organization=self.organization,
+            user=request.user,
+            at_cycle_end=data.validated_data["at_cycle_end"],
+            request=request,
+        )
+        return Response(SubscriptionSerializer(subscription).data)
+
+
+class UsageView(TenantAPIView):
+    @extend_schema(
+        responses={200: BillingUsageSerializer},
+        tags=BILLING_TAG,
+        description="This period's usage of the caller's organization against its plan's quotas.",
+    )
+    def get(self, request):
+        current = selectors.entitlement(self.organization)
+        usage = selectors.usage_for_period(self.organization, current.period_start)
+
+        def counter(used: int, limit: int) -> dict:
+            return {"used": used, "limit": limit, "remaining": max(limit - used, 0)}
+
+        return Response(
+            BillingUsageSerializer(
+                {
+                    "plan": current.plan.code,
+                    "period_start": current.period_start,
+                    "period_end": current.period_end,
+                    "resets_at": current.period_end,
+                    "messages": counter(usage.messages if usage else 0, current.messages_limit),
+                    "reply_tokens": counter(usage.reply_tokens if usage else 0, current.reply_tokens_limit),
+                    "embeddings": counter(usage.embeddings if usage else 0, current.embeddings_limit),
+                }
+            ).data
+        )
+
+
+class RazorpayWebhookView(APIView):
+    """Razorpay's calls: no token, authenticated by the body's signature instead."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=RazorpayEventSerializer,
+        parameters=[
+            OpenApiParameter(
+                "X-Razorpay-Signature",
+                str,
+                OpenApiParameter.HEADER,
+                required=True,
+                description="HMAC-SHA256 (hex) of the raw body with RAZORPAY_WEBHOOK_SECRET.",
+            ),
+            OpenApiParameter(
+                "X-Razorpay-Event-Id", str, OpenApiParameter.HEADER, description="Razorpay's id of the event."
+            ),
+        ],
+        responses={200: WebhookAckSerializer},
+        tags=BILLING_TAG,
+        auth=[],
+        description="Razorpay webhook. 400 for a missing or wrong signature (nothing changes); each event once.",
+    )
+    def post(self, request):
+        # The raw bytes, before any parser: the signature covers them exactly.
+        body = request.body
+        secret = settings.RAZORPAY_WEBHOOK_SECRET
+        if not secret:
+            raise NotConfigured("Razorpay webhooks are not configured on this server: set RAZORPAY_WEBHOOK_SECRET.")
+        signature = request.headers.get("X-Razorpay-Signature", "")
+        if not razorpay.webhook_signature_is_valid(body, signature, secret):
+            raise ApiError(
+                "The X-Razorpay-Signature header is missing or does not match the body.", code="invalid_signature"
+            )
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise ParseError("The webhook body is not JSON.")
+        if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
+            raise ParseError("The webhook body is not a Razorpay event.")
+        # Razorpay names each event in this header; the body's hash stands in without it,
+        # so a verbatim replay is still recognised.
+        event_id = request.headers.get("X-Razorpay-Event-Id", "").strip()[:100]
+        event_id = event_id or "sha256:" + hashlib.sha256(body).hexdigest()
+        outcome = webhooks.handle_event(event_id=event_id, payload=payload)
+        return Response({"status": outcome})
