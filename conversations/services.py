@@ -29,14 +29,14 @@ def _lock(conversation: Conversation) -> Conversation:
 def conversation_create(
     *, organization, owner, title: str, agent_type: str, metadata: dict | None = None
 ) -> Conversation:
-    now = timezone.now()
     return Conversation.objects.create(
         organization=organization,
         owner=owner,
         title=title,
         agent_type=agent_type,
         metadata=metadata or {},
-        activity_at=now,
+        # Activity starts at creation; each stored message moves it forward.
+        activity_at=timezone.now(),
     )
 
 
