@@ -1,7 +1,10 @@
 """Input and output shapes of the rag endpoints."""
 
+from django.conf import settings
 from rest_framework import serializers
 
+from conversations.models import MessageRole
+from conversations.serializers import MessageSerializer, UsageSerializer
 from rag.models import ChatProviderName, ProviderKey
 from raptorflow.api import StrictSerializer
 
@@ -25,3 +28,67 @@ class ProviderKeyInputSerializer(StrictSerializer):
         if any(ch.isspace() for ch in value):
             raise serializers.ValidationError("An API key contains no whitespace.")
         return value
+
+
+# --- replies ---------------------------------------------------------------------------
+class ReplyInputSerializer(StrictSerializer):
+    """Either `content` (a new user message, stored before anything else happens) or
+    `message_id` (ask again for an existing user message of this conversation)."""
+
+    content = serializers.CharField(required=False, trim_whitespace=False)
+    message_id = serializers.UUIDField(required=False)
+    stream = serializers.BooleanField(
+        required=False, default=False, help_text="Answer with server-sent events (text/event-stream)."
+    )
+
+    def validate_content(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("This field may not be blank.")
+        if len(value) > settings.MESSAGE_MAX_CHARS:
+            raise serializers.ValidationError(
+                f"Ensure this field has no more than {settings.MESSAGE_MAX_CHARS} characters."
+            )
+        return value
+
+    def validate(self, attrs):
+        if ("content" in attrs) == ("message_id" in attrs):
+            raise serializers.ValidationError({"content": ["Give either content or message_id (not both)."]})
+        return attrs
+
+
+class ContextItemSerializer(serializers.Serializer):
+    """A message used as context for the reply, with its relevance."""
+
+    message_id = serializers.UUIDField()
+    conversation_id = serializers.UUIDField()
+    role = serializers.ChoiceField(choices=MessageRole.choices)
+    snippet = serializers.CharField(help_text="The start of the message, whitespace collapsed.")
+    score = serializers.FloatField(min_value=0, max_value=1, help_text="Relevance used to pick the message, 0..1.")
+    similarity = serializers.FloatField(
+        allow_null=True, min_value=0, max_value=1, help_text="Cosine similarity to the question, when it was searched."
+    )
+    source = serializers.ChoiceField(choices=["recent", "semantic", "recent+semantic"])
+
+
+class ReplyUsageSerializer(UsageSerializer):
+    estimated = serializers.BooleanField(
+        default=False, help_text="True when the provider reported no usage (an interrupted stream)."
+    )
+
+
+class ReplySerializer(serializers.Serializer):
+    user_message = MessageSerializer()
+    message = MessageSerializer(help_text="The assistant's reply.")
+    context = ContextItemSerializer(many=True)
+    usage = ReplyUsageSerializer()
+
+
+def reply_body(*, user_message, message, context) -> dict:
+    return ReplySerializer(
+        {
+            "user_message": user_message,
+            "message": message,
+            "context": context,
+            "usage": message.metadata.get("usage") or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        }
+    ).data

@@ -3,6 +3,7 @@ from django.urls import path, re_path
 from rag import views
 
 urlpatterns = [
+    path("api/conversations/<uuid:id>/reply", views.ReplyView.as_view(), name="conversation-reply"),
     path("api/organizations/current/provider-keys", views.ProviderKeyListView.as_view(), name="provider-keys"),
     re_path(
         r"^api/organizations/current/provider-keys/(?P<provider>openai|gemini|openrouter)$",

@@ -1,14 +1,23 @@
 """Endpoints of the rag app: organization provider keys and the reply endpoint."""
 
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
 from accounts.models import MANAGER_ROLES
-from rag import selectors, services
+from conversations.models import Conversation
+from conversations.serializers import IDEMPOTENCY_KEY_HEADER, idempotency_key_from
+from rag import chat_providers, replies, selectors, services, streaming
 from rag.models import ChatProviderName, ProviderKey
-from rag.serializers import ProviderKeyInputSerializer, ProviderKeySerializer
+from rag.serializers import (
+    ProviderKeyInputSerializer,
+    ProviderKeySerializer,
+    ReplyInputSerializer,
+    ReplySerializer,
+    reply_body,
+)
 from raptorflow.api import TenantAPIView
 from raptorflow.pagination import paginator_with_ordering
 
@@ -63,3 +72,88 @@ class ProviderKeyDetailView(TenantAPIView):
         self.require_role(*MANAGER_ROLES)
         services.provider_key_delete(provider_key=self.get_object(), actor=request.user, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+SSE_DESCRIPTION = (
+    "Generates the assistant's reply with the conversation's agent prompt and RAG context. "
+    "The user message is stored first (kept even when no provider is configured (503), the "
+    "providers fail (503/502) or the quota is used up (402)); 409 on an archived conversation. "
+    "With `stream: true` the answer is `text/event-stream`: `context` {user_message, context}, "
+    "then `delta` {text} events, then `done` {message, usage} or `error` {code, message, "
+    "partial_message} (a partial reply is stored with metadata.incomplete = true). "
+    "A retry with the same Idempotency-Key returns the first result (200) and creates nothing."
+)
+
+
+class ReplyView(TenantAPIView):
+    model = Conversation
+    serializer_class = ReplySerializer
+
+    @extend_schema(
+        operation_id="conversations_reply",
+        request=ReplyInputSerializer,
+        parameters=[
+            OpenApiParameter(
+                IDEMPOTENCY_KEY_HEADER,
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Up to 255 characters. A retry with the same key returns the first reply and "
+                "creates nothing new.",
+            )
+        ],
+        responses={
+            (201, "application/json"): ReplySerializer,
+            (200, "application/json"): ReplySerializer,
+            (200, "text/event-stream"): OpenApiResponse(
+                response=OpenApiTypes.STR, description="Server-sent events: context, delta…, done | error."
+            ),
+        },
+        tags=["conversations"],
+        description=SSE_DESCRIPTION,
+    )
+    def post(self, request, id):
+        conversation = self.get_object()
+        idempotency_key = idempotency_key_from(request)
+        data = ReplyInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        prepared = replies.reply_prepare(
+            user=request.user,
+            organization=self.organization,
+            conversation=conversation,
+            content=data.validated_data.get("content"),
+            message_id=data.validated_data.get("message_id"),
+            idempotency_key=idempotency_key,
+        )
+        if data.validated_data["stream"]:
+            return self._stream(prepared)
+        if prepared.existing_reply is not None:
+            body = reply_body(
+                user_message=prepared.user_message, message=prepared.existing_reply, context=prepared.context
+            )
+            return Response(body, status=status.HTTP_200_OK)
+        reply = chat_providers.complete(prepared.providers, prepared.augmented.chat_messages())
+        message = replies.reply_store(
+            prepared=prepared,
+            text=reply.text,
+            provider=reply.provider,
+            model=reply.model,
+            prompt_tokens=reply.prompt_tokens,
+            completion_tokens=reply.completion_tokens,
+        )
+        body = reply_body(user_message=prepared.user_message, message=message, context=prepared.context)
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def _stream(self, prepared) -> StreamingHttpResponse:
+        if prepared.existing_reply is not None:
+            events = streaming.replay_events(prepared)
+        else:
+            stream = chat_providers.ReplyStream(prepared.providers, prepared.augmented.chat_messages())
+            # Until the first delta, a failing provider hands over to the next, and when all
+            # fail the client gets a plain 503/502 instead of a stream that starts and errs.
+            stream.start()
+            events = streaming.reply_events(prepared, stream)
+        response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
+        response["Cache-Control"] = "no-cache"
+        # Tells nginx-style proxies not to buffer the stream.
+        response["X-Accel-Buffering"] = "no"
+        return response
