@@ -164,6 +164,12 @@ def organization_delete(*, actor: Membership, request=None) -> None:
     _unscoped_organization_delete(organization, actor=actor.user, request=request, reason="owner_request")
 
 
+def unscoped_organization_delete(*, organization: Organization, operator: User, request=None) -> None:
+    """An operator's deletion (Django admin): the same as an owner's, without a role."""
+    billing.services.cancel_for_organization_deletion(organization)
+    _unscoped_organization_delete(organization, actor=operator, request=request, reason="operator")
+
+
 @transaction.atomic
 def _unscoped_organization_delete(organization: Organization, *, actor: User, request, reason: str) -> None:
     member_ids = list(Membership.objects.filter(organization=organization).values_list("user_id", flat=True))
@@ -442,6 +448,11 @@ def _account_deletion_plan(user: User) -> tuple[list[Organization], list[Organiz
     return solo, ownerless
 
 
+def account_deletion_blockers(user: User) -> list[Organization]:
+    """The organizations that would be left without an owner if `user` were deleted."""
+    return _account_deletion_plan(user)[1]
+
+
 def _refuse_if_ownerless(ownerless: list[Organization]) -> None:
     if ownerless:
         names = ", ".join(sorted(o.name for o in ownerless))
@@ -472,6 +483,7 @@ def account_delete(*, user: User, request=None) -> None:
         for organization in solo:
             if organization.pk not in cancelled:
                 billing.services.cancel_for_organization_deletion(organization)
+        deleted = [str(organization.pk) for organization in solo]
         for organization in solo:
             _unscoped_organization_delete(organization, actor=user, request=request, reason="account_deletion")
         left = list(Membership.objects.filter(user=user).values_list("organization_id", flat=True))
@@ -480,7 +492,7 @@ def account_delete(*, user: User, request=None) -> None:
             request=request,
             actor=user,
             target=user,
-            deleted_organizations=[str(o.pk) for o in solo],
+            deleted_organizations=deleted,
             left_organizations=[str(pk) for pk in left],
         )
         for outstanding in OutstandingToken.objects.filter(user=user):

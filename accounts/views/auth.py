@@ -124,6 +124,22 @@ class MeView(TenantAPIView):
             }
         )
 
+    @extend_schema(
+        operation_id="auth_me_destroy",
+        responses={204: None},
+        tags=AUTH_TAG,
+        description=(
+            "Deletes the caller's account: organizations where nobody else is a member (the personal one, "
+            "usually) are deleted with their data, the caller leaves the others, and their own conversations "
+            "everywhere are deleted. 409 `last_owner` (listing `organizations`) while the caller is the last "
+            "owner of an organization with other members: make someone else owner first. Export first "
+            "(GET /api/auth/me/export) to keep a copy."
+        ),
+    )
+    def delete(self, request):
+        services.account_delete(user=request.user, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class LogoutView(TenantAPIView):
     @extend_schema(request=RefreshInputSerializer, responses={204: None}, tags=AUTH_TAG)

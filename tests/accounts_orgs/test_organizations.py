@@ -50,7 +50,12 @@ def test_create_makes_the_caller_owner_of_a_new_team_organization(owner, owner_c
 
 @pytest.mark.parametrize(
     ("payload", "field"),
-    [({"name": ""}, "name"), ({}, "name"), ({"name": "x" * 201}, "name"), ({"name": "A", "is_personal": True}, "is_personal")],
+    [
+        ({"name": ""}, "name"),
+        ({}, "name"),
+        ({"name": "x" * 201}, "name"),
+        ({"name": "A", "is_personal": True}, "is_personal"),
+    ],
 )
 def test_create_refuses_invalid_input_and_creates_nothing(owner_client, payload, field):
     before = Organization.objects.count()
@@ -183,7 +188,9 @@ def test_owner_deletes_the_organization_after_cancelling_its_subscription(
     cancelled = []
     monkeypatch.setattr(
         "billing.services.cancel_for_organization_deletion",
-        lambda organization: cancelled.append((organization.pk, Organization.objects.filter(pk=organization.pk).exists())),
+        lambda organization: cancelled.append(
+            (organization.pk, Organization.objects.filter(pk=organization.pk).exists())
+        ),
     )
     org_id = org.id
 

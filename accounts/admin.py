@@ -1,0 +1,193 @@
+"""Operators' view of users, organizations, memberships, invitations, Workspace domain
+claims and the audit log.
+
+Deletions and approvals go through accounts.services, as the API's do: deleting an
+organization cancels its subscription first, deleting a user follows the last-owner rule
+and takes their personal organization along, and approving a domain claim is audited.
+The audit log is read-only here.
+"""
+
+from allauth.socialaccount.models import SocialAccount
+from django.contrib import admin, messages
+from django.db.models import Count
+from rest_framework.exceptions import APIException
+
+from accounts import services
+from accounts.models import AuditLog, DomainClaim, Invitation, Membership, Organization, User
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class UserMembershipInline(admin.TabularInline):
+    model = Membership
+    fk_name = "user"
+    fields = ["organization", "role", "created_at"]
+    readonly_fields = ["created_at"]
+    raw_id_fields = ["organization"]
+    extra = 0
+
+
+class SocialAccountInline(ReadOnlyInline):
+    """The Google accounts linked to the user (keyed by Google's `sub`); allauth's own
+    admin edits them."""
+
+    model = SocialAccount
+    fields = ["provider", "uid", "last_login", "date_joined"]
+    readonly_fields = fields
+    show_change_link = True
+
+
+@admin.register(User)
+class UserAdmin(admin.ModelAdmin):
+    list_display = ["email", "name", "is_active", "is_staff", "date_joined"]
+    list_filter = ["is_active", "is_staff", "is_superuser"]
+    search_fields = ["email", "name"]
+    ordering = ["email"]
+    fields = [
+        "id",
+        "email",
+        "name",
+        "avatar_url",
+        "is_active",
+        "is_staff",
+        "is_superuser",
+        "default_organization",
+        "date_joined",
+        "last_login",
+    ]
+    # The avatar comes from Google at sign-in.
+    readonly_fields = ["id", "avatar_url", "date_joined", "last_login"]
+    raw_id_fields = ["default_organization"]
+    inlines = [UserMembershipInline, SocialAccountInline]
+    actions = ["delete_accounts"]
+
+    def get_actions(self, request):
+        # The bulk delete would skip the last-owner rule; `delete_accounts` follows it.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        # The last owner of a shared organization hands it over first, as through the API.
+        if obj is not None and services.account_deletion_blockers(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj):
+        services.account_delete(user=obj, request=request)
+
+    @admin.action(description="Delete the selected accounts (as their owners would)", permissions=["delete"])
+    def delete_accounts(self, request, queryset):
+        deleted = 0
+        for user in queryset:
+            try:
+                services.account_delete(user=user, request=request)
+                deleted += 1
+            except APIException as exc:
+                self.message_user(request, f"{user.email}: {exc.detail}", messages.ERROR)
+        if deleted:
+            self.message_user(request, f"Deleted {deleted} account(s).", messages.SUCCESS)
+
+
+class OrganizationMembershipInline(admin.TabularInline):
+    model = Membership
+    fk_name = "organization"
+    fields = ["user", "role", "created_at"]
+    readonly_fields = ["created_at"]
+    raw_id_fields = ["user"]
+    extra = 0
+
+
+class InvitationInline(ReadOnlyInline):
+    """Invitations are created through the API, which emails their one-time token."""
+
+    model = Invitation
+    fields = ["email", "role", "invited_by", "created_at", "expires_at", "accepted_at", "revoked_at"]
+    readonly_fields = fields
+    ordering = ["-created_at"]
+
+
+class DomainClaimInline(ReadOnlyInline):
+    model = DomainClaim
+    fields = ["domain", "approved", "approved_at", "approved_by", "created_at"]
+    readonly_fields = fields
+    show_change_link = True
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "is_personal", "member_count", "created_at"]
+    list_filter = ["is_personal"]
+    search_fields = ["name", "memberships__user__email", "domain_claims__domain"]
+    fields = ["id", "name", "is_personal", "settings", "created_at", "updated_at"]
+    readonly_fields = ["id", "created_at", "updated_at"]
+    inlines = [OrganizationMembershipInline, InvitationInline, DomainClaimInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(member_total=Count("memberships", distinct=True))
+
+    @admin.display(description="members", ordering="member_total")
+    def member_count(self, organization):
+        return organization.member_total
+
+    def delete_model(self, request, obj):
+        services.unscoped_organization_delete(organization=obj, operator=request.user, request=request)
+
+    def delete_queryset(self, request, queryset):
+        for organization in queryset:
+            self.delete_model(request, organization)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organization", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__email", "organization__name"]
+    list_select_related = ["user", "organization"]
+    raw_id_fields = ["user", "organization"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(DomainClaim)
+class DomainClaimAdmin(admin.ModelAdmin):
+    list_display = ["domain", "organization", "approved", "approved_at", "approved_by", "created_at"]
+    list_filter = ["approved"]
+    search_fields = ["domain", "organization__name"]
+    list_select_related = ["organization", "approved_by"]
+    raw_id_fields = ["organization"]
+    # Approval only through the action below, which records who approved and when.
+    readonly_fields = ["approved", "approved_at", "approved_by", "created_at"]
+    actions = ["approve"]
+
+    @admin.action(description="Approve the selected domain claims (matching Google sign-ins join)")
+    def approve(self, request, queryset):
+        for claim in queryset:
+            services.domain_claim_approve(claim=claim, operator=request.user, request=request)
+        self.message_user(request, f"Approved {queryset.count()} domain claim(s).", messages.SUCCESS)
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "action", "actor_email", "organization_id", "target_type", "target_id", "ip_address"]
+    list_filter = ["action"]
+    search_fields = ["action", "actor_email", "target_id", "request_id"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
