@@ -56,6 +56,9 @@ class ReplyInputSerializer(StrictSerializer):
         return attrs
 
 
+CONTEXT_SOURCES = ["recent", "semantic", "recent+semantic"]
+
+
 class ContextItemSerializer(serializers.Serializer):
     """A message used as context for the reply, with its relevance."""
 
@@ -67,7 +70,9 @@ class ContextItemSerializer(serializers.Serializer):
     similarity = serializers.FloatField(
         allow_null=True, min_value=0, max_value=1, help_text="Cosine similarity to the question, when it was searched."
     )
-    source = serializers.ChoiceField(choices=["recent", "semantic", "recent+semantic"])
+    source = serializers.ChoiceField(
+        choices=CONTEXT_SOURCES, help_text="How it was found: among the newest messages, by similarity, or both."
+    )
 
 
 class ReplyUsageSerializer(UsageSerializer):

@@ -21,6 +21,7 @@ from rag.serializers import (
 from raptorflow.api import TenantAPIView
 from raptorflow.pagination import paginator_with_ordering
 
+PROVIDER_KEY_TAGS = ["organizations"]
 PROVIDER_PARAMETER = OpenApiParameter(
     "provider", OpenApiTypes.STR, OpenApiParameter.PATH, enum=[p.value for p in ChatProviderName]
 )
@@ -34,7 +35,9 @@ class ProviderKeyListView(TenantAPIView):
     serializer_class = ProviderKeySerializer
     pagination_class = paginator_with_ordering("provider")
 
-    @extend_schema(operation_id="provider_keys_list", responses=ProviderKeySerializer(many=True))
+    @extend_schema(
+        operation_id="provider_keys_list", tags=PROVIDER_KEY_TAGS, responses=ProviderKeySerializer(many=True)
+    )
     def get(self, request):
         self.require_role(*MANAGER_ROLES)
         page = self.paginate_queryset(selectors.provider_key_list(organization=self.organization))
@@ -42,6 +45,9 @@ class ProviderKeyListView(TenantAPIView):
 
 
 class ProviderKeyDetailView(TenantAPIView):
+    """Sets (PUT {api_key}: 201 new, 200 replaced) or deletes one provider's key of the
+    organization (owners and admins). The key is encrypted at rest and never returned."""
+
     model = ProviderKey
     serializer_class = ProviderKeySerializer
     lookup_field = "provider"
@@ -49,6 +55,7 @@ class ProviderKeyDetailView(TenantAPIView):
 
     @extend_schema(
         operation_id="provider_keys_set",
+        tags=PROVIDER_KEY_TAGS,
         parameters=[PROVIDER_PARAMETER],
         request=ProviderKeyInputSerializer,
         responses={200: ProviderKeySerializer, 201: ProviderKeySerializer},
@@ -67,7 +74,12 @@ class ProviderKeyDetailView(TenantAPIView):
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(ProviderKeySerializer(stored).data, status=code)
 
-    @extend_schema(operation_id="provider_keys_delete", parameters=[PROVIDER_PARAMETER], responses={204: None})
+    @extend_schema(
+        operation_id="provider_keys_delete",
+        tags=PROVIDER_KEY_TAGS,
+        parameters=[PROVIDER_PARAMETER],
+        responses={204: None},
+    )
     def delete(self, request, provider: str):
         self.require_role(*MANAGER_ROLES)
         services.provider_key_delete(provider_key=self.get_object(), actor=request.user, request=request)
@@ -86,6 +98,8 @@ SSE_DESCRIPTION = (
 
 
 class ReplyView(TenantAPIView):
+    """The assistant's reply to a user message, with its RAG context (see SSE_DESCRIPTION)."""
+
     model = Conversation
     serializer_class = ReplySerializer
 

@@ -154,3 +154,39 @@ def make_conversation(owner, org):
         return conversation
 
     return make
+
+
+@pytest.fixture
+def embed():
+    """Embeds messages with the search app's own code and the local model (no network)."""
+    from search.providers import get_embedding_provider
+    from search.services import embeddings_store
+
+    def run(*messages):
+        embeddings_store(items=[(m, m.content) for m in messages], provider=get_embedding_provider(), on_purpose=True)
+
+    return run
+
+
+def reply_url(conversation) -> str:
+    return f"/api/conversations/{conversation.id}/reply"
+
+
+def parse_sse(raw: bytes) -> list[tuple[str, dict]]:
+    events = []
+    for block in raw.decode().split("\n\n"):
+        if not block.strip():
+            continue
+        lines = dict(line.split(": ", 1) for line in block.split("\n"))
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def sent_prompt(route) -> str:
+    """What the model was asked (system prompt and user prompt), from the mocked request."""
+    body = request_json(route)
+    if "messages" in body:
+        return "\n".join(m["content"] for m in body["messages"])
+    parts = [p["text"] for c in body.get("contents", []) for p in c["parts"]]
+    parts += [p["text"] for p in body.get("systemInstruction", {}).get("parts", [])]
+    return "\n".join(parts)
