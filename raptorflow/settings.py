@@ -240,6 +240,8 @@ SPECTACULAR_SETTINGS = {
         "InvitationStatusEnum": "accounts.models.InvitationStatus",
         "ConversationStatusEnum": "conversations.models.ConversationStatus",
         "MessageRoleEnum": "conversations.models.MessageRole",
+        "ChatProviderEnum": "rag.models.ChatProviderName",
+        "ContextSourceEnum": "rag.serializers.CONTEXT_SOURCES",
     },
 }
 
