@@ -273,6 +273,8 @@ INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
 
 EMBEDDING_PROVIDER = env_str("EMBEDDING_PROVIDER", "local").lower()
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL")
+# 0: the model's own size (384 local, 1536 text-embedding-3-small, 768 Gemini).
+EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 0)
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 GEMINI_API_KEY = env_str("GEMINI_API_KEY")
 OPENROUTER_API_KEY = env_str("OPENROUTER_API_KEY")
@@ -280,6 +282,12 @@ OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 OPENROUTER_BASE_URL = env_str("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
 CHAT_PROVIDERS = env_list("CHAT_PROVIDERS", ["openai", "gemini", "openrouter"])
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 30.0)
+PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 2)  # on 429/5xx, with exponential backoff
+# Global search is exact while the caller holds at most this many vectors of the active
+# model, and uses the HNSW index (iterative scan, larger ef_search) above (SPEC §7).
+SEARCH_EXACT_MAX_ROWS = env_int("SEARCH_EXACT_MAX_ROWS", 10_000)
+SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 200)
+SEARCH_HNSW_MAX_SCAN_TUPLES = env_int("SEARCH_HNSW_MAX_SCAN_TUPLES", 50_000)
 OPENAI_CHAT_MODEL = env_str("OPENAI_CHAT_MODEL", "gpt-4o-mini")
 GEMINI_CHAT_MODEL = env_str("GEMINI_CHAT_MODEL", "gemini-2.5-flash")
 OPENROUTER_CHAT_MODEL = env_str("OPENROUTER_CHAT_MODEL", "openai/gpt-4o-mini")

@@ -1,9 +1,38 @@
-"""Background jobs of the search app (filled in by the search module).
+"""Background jobs of the search app.
 
-schedule_message_embedding(message_id): called by conversations' services inside
-transaction.on_commit after a message is stored; embeds it off the request path.
+schedule_message_embedding(message_id): called by conversations.services.message_create
+inside transaction.on_commit after a message is stored; embeds it off the request path
+(raptorflow.jobs: a Celery worker with a broker, an in-process thread without).
+
+embed_message(message_id): the job. Idempotent — it does nothing when the active model's
+vector of the same text exists, when the message is gone, or when it was taken out of
+search on purpose — so a redelivered or repeated job is harmless (acks_late). A provider
+that is down or rate limiting (UpstreamUnavailable) is retried with exponential backoff;
+the message itself is stored already and never waits for this. Whatever is still missing
+after the retries is found by `manage.py backfill_embeddings`.
 """
+
+from celery import shared_task
+
+from raptorflow import jobs
+from raptorflow.errors import NotConfigured, UpstreamUnavailable
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(UpstreamUnavailable,),
+    # A missing key or unknown provider does not fix itself by waiting.
+    dont_autoretry_for=(NotConfigured,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=6,
+)
+def embed_message(message_id: str) -> str:
+    from search.services import unscoped_message_embed
+
+    return unscoped_message_embed(message_id=message_id)
 
 
 def schedule_message_embedding(message_id) -> None:
-    return None
+    jobs.run_after_commit(embed_message, str(message_id))

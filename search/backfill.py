@@ -1,0 +1,95 @@
+"""Embedding every message that lacks a vector of a model: the work behind the
+backfill_embeddings and reindex_embeddings commands.
+
+Resumable and idempotent by construction: each batch is read from "messages without a
+vector of this model" (oldest first, id as tie-breaker), so an interrupted run is simply
+run again and continues where it stopped, and storing is an upsert on (message, model)
+that never duplicates. Messages taken out of search on purpose are skipped.
+"""
+
+import time
+from dataclasses import dataclass
+
+from django.db.models import Q
+from tqdm import tqdm
+
+from raptorflow.errors import ApiError
+from search import selectors, services
+from search.providers import EmbeddingProvider
+
+
+@dataclass
+class BackfillSummary:
+    model: str
+    pending: int = 0
+    embedded: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    elapsed: float = 0.0
+    error: str = ""
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.pending - self.embedded - self.unchanged - self.skipped)
+
+    def describe(self) -> str:
+        rate = self.embedded / self.elapsed if self.elapsed else 0.0
+        text = (
+            f"{self.model}: {self.embedded} embedded, {self.unchanged} already up to date, "
+            f"{self.skipped} skipped, {self.remaining} remaining of {self.pending} pending "
+            f"in {self.elapsed:.1f}s ({rate:.1f} messages/s)"
+        )
+        return f"{text}; stopped: {self.error}" if self.error else text
+
+
+def run_backfill(
+    *,
+    provider: EmbeddingProvider,
+    organization_id=None,
+    conversation_id=None,
+    batch_size: int = 64,
+    limit: int | None = None,
+    dry_run: bool = False,
+    progress_file=None,
+) -> BackfillSummary:
+    """Embeds up to `limit` pending messages with `provider`, `batch_size` at a time. A
+    provider failure stops the run (summary.error says why); what was stored stays."""
+    pending = selectors.unscoped_messages_to_embed(
+        model=provider.model, organization_id=organization_id, conversation_id=conversation_id
+    )
+    summary = BackfillSummary(model=provider.model)
+    summary.pending = pending.count() if limit is None else min(limit, pending.count())
+    if dry_run or not summary.pending:
+        return summary
+
+    started = time.monotonic()
+    fields = ("id", "content", "conversation_id", "organization_id", "owner_id", "created_at")
+    cursor = None
+    done = 0
+    bar = tqdm(total=summary.pending, unit="msg", desc=provider.model, file=progress_file, mininterval=0.5)
+    try:
+        while done < summary.pending:
+            page = pending
+            if cursor is not None:
+                created_at, message_id = cursor
+                page = page.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=message_id))
+            batch = list(page.only(*fields)[: min(batch_size, summary.pending - done)])
+            if not batch:
+                break
+            cursor = (batch[-1].created_at, batch[-1].id)
+            try:
+                result = services.embeddings_store(
+                    items=[(message, message.content) for message in batch], provider=provider, on_purpose=False
+                )
+            except ApiError as exc:
+                summary.error = str(exc.detail)
+                break
+            summary.embedded += result.count(services.CREATED) + result.count(services.UPDATED)
+            summary.unchanged += result.count(services.UNCHANGED)
+            summary.skipped += result.count(services.SKIPPED)
+            done += len(batch)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        summary.elapsed = time.monotonic() - started
+    return summary

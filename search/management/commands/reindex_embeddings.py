@@ -1,0 +1,57 @@
+"""Moves search to another embedding model without a gap.
+
+    manage.py reindex_embeddings --model NEW [--provider P] [--dimensions N] [--batch-size 64] [--keep-old]
+
+1. embeds every message with NEW beside the current vectors (search keeps serving the old
+   model meanwhile; resumable like backfill_embeddings),
+2. creates NEW's partial HNSW index (CONCURRENTLY),
+3. embeds what arrived in the meantime, then switches the active model (a row in
+   search.ActiveEmbeddingModel, which wins over EMBEDDING_PROVIDER / EMBEDDING_MODEL),
+4. drops the old vectors and their indexes (unless --keep-old).
+NEW's provider must be usable by this process (its API key in the environment). Set
+EMBEDDING_PROVIDER / EMBEDDING_MODEL to match afterwards so the settings say what is active.
+"""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from raptorflow.errors import ApiError
+from search import services, vector_index
+from search.backfill import run_backfill
+from search.providers import PROVIDERS, active_spec, get_embedding_provider, spec_for_model
+
+
+class Command(BaseCommand):
+    help = "Re-embed every message with a new embedding model, switch search to it, drop the old vectors."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--model", required=True, help="The new embedding model.")
+        parser.add_argument("--provider", choices=PROVIDERS, help="Its provider (default: inferred from the name).")
+        parser.add_argument("--dimensions", type=int, help="Its vector size (default: the model's).")
+        parser.add_argument("--batch-size", type=int, default=64)
+        parser.add_argument("--keep-old", action="store_true", help="Keep the old model's vectors and index.")
+
+    def handle(self, *args, **options):
+        old = active_spec()
+        try:
+            new = spec_for_model(options["model"], provider=options["provider"], dimensions=options["dimensions"])
+            provider = get_embedding_provider(new)
+        except (ApiError, ValueError) as exc:
+            raise CommandError(str(getattr(exc, "detail", exc))) from exc
+
+        self.stdout.write(
+            f"Reindexing from {old.provider}:{old.model} to {new.provider}:{new.model} ({new.dimensions}d)"
+        )
+        for step in ("embedding", "catching up"):
+            if step == "catching up" and vector_index.ensure_index(new.model, new.dimensions):
+                self.stdout.write(f"Created the HNSW index {vector_index.index_name(new.model)}")
+            summary = run_backfill(provider=provider, batch_size=options["batch_size"], progress_file=self.stderr._out)
+            self.stdout.write(f"{step.capitalize()}: {summary.describe()}")
+            if summary.error:
+                raise CommandError(f"Reindex stopped before switching: {summary.error} Run it again to resume.")
+
+        services.active_model_switch(spec=new)
+        self.stdout.write(self.style.SUCCESS(f"Search now uses {new.model}."))
+        if options["keep_old"] or old.model == new.model:
+            return
+        dropped = services.embeddings_drop_other_models(keep_model=new.model)
+        self.stdout.write(f"Dropped {dropped} vectors of other models and their indexes.")

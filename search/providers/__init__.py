@@ -1,0 +1,173 @@
+"""Embedding providers behind one small interface (search.providers.base.EmbeddingProvider):
+
+    provider = get_embedding_provider()        # the active model's provider
+    provider.name, provider.model, provider.dimensions
+    vectors = provider.embed(["text", ...])    # list of lists of floats, in input order
+    vector = provider.embed_one("text")
+
+Which provider: only settings choose it — EMBEDDING_PROVIDER (`local` by default, `openai`,
+`gemini`), EMBEDDING_MODEL and EMBEDDING_DIMENSIONS (both default to the provider's
+model). An API key configured for chat (OPENAI_API_KEY, GEMINI_API_KEY) never switches
+embeddings. `manage.py reindex_embeddings --model NEW` is the only way to move search to
+another model once vectors exist: it records the switch in search.ActiveEmbeddingModel,
+which then wins over the settings-derived default (`active_spec()`), so queries are always
+embedded with the model their stored vectors came from.
+
+Every provider failure is an ApiError naming the provider: UpstreamUnavailable /
+NotConfigured (503) or UpstreamBadResponse (502).
+"""
+
+import re
+import threading
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from raptorflow.errors import NotConfigured
+from search.models import HNSW_MAX_DIMENSIONS
+from search.providers.base import EmbeddingProvider
+
+__all__ = [
+    "EmbeddingProvider",
+    "EmbeddingSpec",
+    "PROVIDERS",
+    "active_spec",
+    "configured_spec",
+    "get_embedding_provider",
+    "spec_for_model",
+]
+
+PROVIDERS = ("local", "openai", "gemini")
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    """Which provider, model and vector size: enough to build a provider."""
+
+    provider: str
+    model: str
+    dimensions: int
+
+
+def _default_model(provider: str) -> str:
+    from search.providers import gemini, local, openai
+
+    return {"local": local.MODEL_NAME, "openai": openai.DEFAULT_MODEL, "gemini": gemini.DEFAULT_MODEL}[provider]
+
+
+def _default_dimensions(provider: str, model: str) -> int | None:
+    from search.providers import gemini, local, openai
+
+    if provider == "local":
+        return local.DIMENSIONS
+    if provider == "openai":
+        return openai.NATIVE_DIMENSIONS.get(model)
+    return gemini.DEFAULT_DIMENSIONS
+
+
+def _spec(provider: str, model: str | None, dimensions: int | None) -> EmbeddingSpec:
+    if provider not in PROVIDERS:
+        raise NotConfigured(f"EMBEDDING_PROVIDER must be one of {', '.join(PROVIDERS)}, not {provider!r}.")
+    model = model or _default_model(provider)
+    dimensions = dimensions or _default_dimensions(provider, model)
+    if not dimensions:
+        raise NotConfigured(f"Embedding model {provider}:{model} needs EMBEDDING_DIMENSIONS.")
+    if not 1 <= dimensions <= HNSW_MAX_DIMENSIONS:
+        raise NotConfigured(
+            f"Embedding model {provider}:{model} has {dimensions} dimensions; an HNSW index takes at most "
+            f"{HNSW_MAX_DIMENSIONS} (set EMBEDDING_DIMENSIONS)."
+        )
+    return EmbeddingSpec(provider=provider, model=model, dimensions=dimensions)
+
+
+def configured_spec() -> EmbeddingSpec:
+    """The model the settings ask for (EMBEDDING_PROVIDER / EMBEDDING_MODEL / EMBEDDING_DIMENSIONS)."""
+    provider = (settings.EMBEDDING_PROVIDER or "local").lower()
+    return _spec(provider, settings.EMBEDDING_MODEL or None, settings.EMBEDDING_DIMENSIONS or None)
+
+
+def active_spec() -> EmbeddingSpec:
+    """The model search serves: the one reindex_embeddings switched to, else the configured one."""
+    from search.models import ActiveEmbeddingModel
+
+    row = ActiveEmbeddingModel.objects.filter(pk=1).first()
+    if row is None:
+        return configured_spec()
+    return EmbeddingSpec(provider=row.provider, model=row.model, dimensions=row.dimensions)
+
+
+_INFERRED_PROVIDERS = [
+    (re.compile(r"^all-MiniLM-L6-v2$"), "local"),
+    (re.compile(r"^text-embedding-"), "openai"),
+    (re.compile(r"^(gemini-embedding-|models/)"), "gemini"),
+]
+
+
+def spec_for_model(model: str, *, provider: str | None = None, dimensions: int | None = None) -> EmbeddingSpec:
+    """The spec of a model named on the command line (backfill/reindex --model): the active
+    or configured spec when the name matches one of them, else inferred from the name."""
+    if provider is None and dimensions is None:
+        for spec in (active_spec(), configured_spec()):
+            if spec.model == model:
+                return spec
+    if provider is None:
+        provider = next((name for pattern, name in _INFERRED_PROVIDERS if pattern.match(model)), None)
+        if provider is None:
+            raise NotConfigured(f"Cannot tell which provider serves embedding model {model!r}; pass --provider.")
+    return _spec(provider, model, dimensions)
+
+
+_cache: dict[tuple, EmbeddingProvider] = {}
+_cache_lock = threading.Lock()
+
+
+def _build(spec: EmbeddingSpec) -> EmbeddingProvider:
+    timeout = float(settings.PROVIDER_TIMEOUT_SECONDS)
+    retries = int(settings.PROVIDER_MAX_RETRIES)
+    if spec.provider == "local":
+        from search.providers.local import LocalEmbeddingProvider
+
+        return LocalEmbeddingProvider(model=spec.model, dimensions=spec.dimensions)
+    if spec.provider == "openai":
+        from search.providers.openai import OpenAIEmbeddingProvider
+
+        return OpenAIEmbeddingProvider(
+            model=spec.model,
+            dimensions=spec.dimensions,
+            api_key=settings.OPENAI_API_KEY,
+            base_url=settings.OPENAI_BASE_URL,
+            timeout=timeout,
+            max_retries=retries,
+        )
+    from search.providers.gemini import GeminiEmbeddingProvider
+
+    return GeminiEmbeddingProvider(
+        model=spec.model,
+        dimensions=spec.dimensions,
+        api_key=settings.GEMINI_API_KEY,
+        timeout=timeout,
+        max_retries=retries,
+    )
+
+
+def get_embedding_provider(spec: EmbeddingSpec | None = None) -> EmbeddingProvider:
+    """The provider of `spec` (default: the active model), built once per process and
+    configuration and shared by every thread (the SDK clients are thread-safe)."""
+    spec = spec or active_spec()
+    if spec.provider not in PROVIDERS:
+        raise NotConfigured(f"Unknown embedding provider {spec.provider!r}.")
+    key = (
+        spec,
+        settings.OPENAI_API_KEY if spec.provider == "openai" else None,
+        settings.OPENAI_BASE_URL if spec.provider == "openai" else None,
+        settings.GEMINI_API_KEY if spec.provider == "gemini" else None,
+        settings.PROVIDER_TIMEOUT_SECONDS,
+        settings.PROVIDER_MAX_RETRIES,
+    )
+    provider = _cache.get(key)
+    if provider is None:
+        with _cache_lock:
+            provider = _cache.get(key)
+            if provider is None:
+                provider = _cache[key] = _build(spec)
+    return provider
