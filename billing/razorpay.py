@@ -73,6 +73,10 @@ def _call(operation):
     client = _client()
     try:
         return operation(client)
+    except ValueError:
+        # The SDK parses every answer as JSON; an HTML error page lands here.
+        logger.warning("Razorpay answered something that is not JSON")
+        raise UpstreamBadResponse("Razorpay answered with something unusable.")
     except requests.Timeout:
         logger.warning("Razorpay timed out")
         raise UpstreamUnavailable("Razorpay did not answer in time; try again.")
@@ -85,10 +89,6 @@ def _call(operation):
     except (GatewayError, ServerError) as exc:
         logger.warning("Razorpay failed: %s", exc)
         raise UpstreamUnavailable("Razorpay is failing; try again later.")
-    except ValueError:
-        # The SDK parses every answer as JSON; an HTML error page lands here.
-        logger.warning("Razorpay answered something that is not JSON")
-        raise UpstreamBadResponse("Razorpay answered with something unusable.")
 
 
 def _subscription_entity(answer) -> dict:
