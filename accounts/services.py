@@ -98,18 +98,31 @@ def _require_manager(actor: Membership) -> None:
         raise PermissionDenied(_MANAGERS_ONLY)
 
 
-def _lock_for_owner_rules(target: Membership) -> tuple[Membership, int]:
-    """Locks the organization's owner memberships and `target`, and answers the fresh
-    target with the number of owners: two owners demoting or removing each other at the
-    same time cannot leave the organization without one."""
+def _lock_for_owner_rules(actor: Membership, target: Membership) -> tuple[Membership, Membership, int]:
+    """Locks the organization's owner memberships, then the actor's and the target's, and
+    answers both re-read with the number of owners. Every role change and removal in an
+    organization takes the owner locks first (there is always one owner), so they run one
+    after the other: two owners demoting or removing each other at the same time cannot
+    leave it without one, and an actor demoted or removed meanwhile acts with what is
+    left of their rights."""
     owners = list(
         Membership.objects.select_for_update()
         .filter(organization_id=target.organization_id, role=Role.OWNER)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    target = Membership.objects.select_for_update().select_related("user", "organization").get(pk=target.pk)
-    return target, len(owners)
+    rows = {
+        row.pk: row
+        for row in Membership.objects.select_for_update()
+        .select_related("user", "organization")
+        .filter(pk__in=[actor.pk, target.pk])
+        .order_by("pk")
+    }
+    if actor.pk not in rows:
+        raise NotFound("You are no longer a member of this organization.")
+    if target.pk not in rows:
+        raise NotFound("No such member.")
+    return rows[actor.pk], rows[target.pk], len(owners)
 
 
 def _last_owner(action: str) -> Conflict:
@@ -192,8 +205,8 @@ def _unscoped_organization_delete(organization: Organization, *, actor: User, re
 
 @transaction.atomic
 def membership_change_role(*, actor: Membership, target: Membership, role: str, request=None) -> Membership:
+    actor, target, owner_count = _lock_for_owner_rules(actor, target)
     _require_manager(actor)
-    target, owner_count = _lock_for_owner_rules(target)
     if Role.OWNER in (role, target.role) and actor.role != Role.OWNER:
         raise PermissionDenied(_ONLY_OWNERS)
     if role == target.role:
@@ -222,9 +235,9 @@ def membership_remove(*, actor: Membership, target: Membership, request=None) ->
     membership on every request. Their conversations stay in the organization, private
     to them, should they come back."""
     leaving = target.pk == actor.pk
+    actor, target, owner_count = _lock_for_owner_rules(actor, target)
     if not leaving:
         _require_manager(actor)
-    target, owner_count = _lock_for_owner_rules(target)
     if not leaving and target.role == Role.OWNER and actor.role != Role.OWNER:
         raise PermissionDenied(_ONLY_OWNERS)
     if target.role == Role.OWNER and owner_count <= 1:
