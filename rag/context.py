@@ -25,7 +25,7 @@ from rag import semantic, services
 from rag.chat_providers import ChatMessage
 from rag.models import ContextCache
 from rag.prompts import system_prompt
-from rag.tokens import estimate_message_tokens, estimate_tokens
+from rag.tokens import CHARS_PER_TOKEN, estimate_message_tokens, estimate_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ RECENCY_STEP = 0.05
 RECENCY_FLOOR = 0.4
 OTHER_CONVERSATION_WEIGHT = 0.9
 SNIPPET_CHARS = 200
-# One long message must not crowd out all the others: each is clipped to this in the prompt.
+# One long message must not crowd out all the others: each is clipped to this (and to a
+# quarter of the token budget) in the prompt.
 CONTEXT_MESSAGE_MAX_CHARS = 2000
 
 CONTEXT_HEADER = (
@@ -202,10 +203,10 @@ def context_messages(*, user, organization, entries: list[dict]) -> list[Context
 # --- augmentation ----------------------------------------------------------------------
 
 
-def _context_line(message: ContextMessage, conversation_id) -> str:
+def _context_line(message: ContextMessage, conversation_id, max_chars: int) -> str:
     content = message.content
-    if len(content) > CONTEXT_MESSAGE_MAX_CHARS:
-        content = content[:CONTEXT_MESSAGE_MAX_CHARS] + " […]"
+    if len(content) > max_chars:
+        content = content[:max_chars] + " […]"
     where = "" if message.conversation_id == conversation_id else " · other conversation"
     return f"[{message.role}{where} · relevance {message.score:.2f}] {content}"
 
@@ -226,9 +227,11 @@ def prompt_augment(*, query: str, context: RetrievedContext, token_budget: int |
     # safe upper bound for the assembled prompt.
     frame = "\n".join([CONTEXT_HEADER, "", QUERY_HEADER, query])
     remaining = budget - estimate_message_tokens(system) - estimate_message_tokens(frame)
+    # A message takes at most a quarter of the budget.
+    max_chars = min(CONTEXT_MESSAGE_MAX_CHARS, budget * CHARS_PER_TOKEN // 4)
     chosen: list[tuple[ContextMessage, str]] = []
     for message in context.messages:
-        line = _context_line(message, context.conversation_id)
+        line = _context_line(message, context.conversation_id, max_chars)
         cost = estimate_tokens(line + "\n")
         if cost <= remaining:
             chosen.append((message, line))
