@@ -229,3 +229,16 @@ def test_stream_failing_after_first_delta_does_not_fall_back(respx_mock):
     assert stream.text == "Partial answer "
     assert (caught.value.provider, caught.value.reason, caught.value.retryable) == ("openai", "timed out", True)
     assert gemini_route.call_count == 0
+
+
+def test_gemini_stream_failing_mid_answer_is_a_retryable_provider_error(respx_mock):
+    response, _ = sse_response(gemini_stream_chunks(["Part ", "one ", "lost"]), fail_after=1)
+    respx_mock.post(GEMINI_STREAM_URL).mock(return_value=response)
+
+    stream = ReplyStream(chat_providers(keys(gemini="g-key")), MESSAGES)
+    stream.start()
+    with pytest.raises(ProviderError) as caught:
+        list(stream)
+
+    assert stream.text == "Part "
+    assert (caught.value.provider, caught.value.reason, caught.value.retryable) == ("gemini", "timed out", True)

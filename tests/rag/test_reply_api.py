@@ -4,6 +4,7 @@ scores, usage, idempotency, fallback and the failures that keep the user message
 import httpx
 import pytest
 
+from billing.models import Usage
 from conversations.models import Message
 from conversations.services import conversation_update
 from tests.rag.conftest import (
@@ -61,6 +62,7 @@ def test_reply_stores_both_messages_with_provider_metadata(owner_client, all_key
     history.refresh_from_db()
     assert history.message_count == 6
     assert history.usage == {"prompt_tokens": 120, "completion_tokens": 8, "total_tokens": 128}
+    assert Usage.objects.get(organization=history.organization).reply_tokens == 128
     assert route.call_count == 1
 
 
