@@ -74,6 +74,10 @@ class InProcessWorker:
         except queue.Full:
             logger.warning("Background queue is full; dropped %s%r (it will be caught up later)", task.name, args)
 
+    def pending_count(self) -> int:
+        """Jobs waiting in the queue (shown at /metrics as the background queue depth)."""
+        return self._queue.qsize()
+
     def wait_until_idle(self) -> None:
         """Blocks until every queued job has run (retries scheduled for later excepted)."""
         self._queue.join()

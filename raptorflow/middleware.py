@@ -1,10 +1,13 @@
-"""Request ids and JSON errors for everything Django answers outside DRF's views."""
+"""Request ids, the request body limit, and JSON errors for everything Django answers
+outside DRF's views."""
 
+import io
 import logging
 import re
 import uuid
 
 from django.conf import settings
+from django.core.handlers.wsgi import LimitedStream
 from django.http import JsonResponse
 
 from raptorflow.errors import error_body
@@ -31,6 +34,45 @@ class RequestIdMiddleware:
             set_request_id("-")
         response["X-Request-ID"] = request_id
         return response
+
+
+class RequestBodyLimitMiddleware:
+    """Refuses a body larger than settings.DATA_UPLOAD_MAX_MEMORY_SIZE (MAX_REQUEST_BYTES)
+    with a JSON 413 before anything reads it.
+
+    A declared Content-Length is checked without reading. A chunked body (no
+    Content-Length; gunicorn hands it over de-chunked) is read up to one byte past the
+    limit: too long is a 413, otherwise it is kept in memory and given a Content-Length,
+    so Django and DRF — which ignore bodies without one — see it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None:
+            declared = request.META.get("CONTENT_LENGTH")
+            if declared:
+                try:
+                    too_large = int(declared) > limit
+                except ValueError:
+                    return JsonResponse(error_body("bad_request", "Content-Length is not a number."), status=400)
+                if too_large:
+                    return self._too_large(limit)
+            elif "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+                body = request.META["wsgi.input"].read(limit + 1)
+                if len(body) > limit:
+                    return self._too_large(limit)
+                request._stream = LimitedStream(io.BytesIO(body), len(body))
+                request.META["CONTENT_LENGTH"] = str(len(body))
+        return self.get_response(request)
+
+    @staticmethod
+    def _too_large(limit: int) -> JsonResponse:
+        return JsonResponse(
+            error_body("payload_too_large", f"The request body is larger than {limit} bytes.", limit=limit),
+            status=413,
+        )
 
 
 def _is_api_path(path: str) -> bool:

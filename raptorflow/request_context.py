@@ -20,5 +20,8 @@ class RequestIdLogFilter(logging.Filter):
     """Puts the current request id on every log record."""
 
     def filter(self, record):
-        record.request_id = current_request_id()
+        # django.request logs a 4xx/5xx after the middleware finished (and reset the id),
+        # with the request attached: take the id from there.
+        request = getattr(record, "request", None)
+        record.request_id = getattr(request, "request_id", None) or current_request_id()
         return True

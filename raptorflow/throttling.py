@@ -1,0 +1,190 @@
+"""Rate limits shared by every process and instance, kept in the Django cache (Redis when
+REDIS_URL is set, the database cache otherwise).
+
+Each limit is a fixed window counted with one atomic increment per request (cache.add, then
+cache.incr), so two instances can never both let the N+1th request through. DRF's own
+SimpleRateThrottle keeps a list of timestamps with get/set, which loses updates when
+processes race. A window starts at a key's first hit and lasts the rate's period;
+Retry-After is the time left in it.
+
+Limits live in settings.RATE_LIMITS (scope -> "N/period", empty or "off" disables one):
+  user                 every API request of a signed-in user, per user
+  auth_ip              the sign-in and token endpoints, per client IP
+  auth_account         the token endpoints, per account named by a token we signed
+  admin_login_ip       POSTs to the admin login, per client IP
+  admin_login_account  POSTs to the admin login, per email typed in
+"""
+
+import re
+import time
+
+import jwt
+from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.db import DatabaseCache
+from django.db import connections, router, transaction
+from rest_framework.exceptions import Throttled
+from rest_framework.throttling import BaseThrottle
+
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour|d|day)s?\s*$", re.IGNORECASE)
+_PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(rate: str | None) -> tuple[int, int] | None:
+    """'100/min' -> (100, 60); '5/10s' -> (5, 10); empty or 'off' -> None (no limit)."""
+    if not rate or rate.strip().lower() in {"off", "none", "0"}:
+        return None
+    match = _RATE_RE.match(rate)
+    if not match:
+        raise ValueError(f"Rate {rate!r} is not of the form N/period (period: s, min, hour, day; e.g. 5/10s)")
+    count, multiplier, unit = match.groups()
+    return int(count), int(multiplier or 1) * _PERIOD_SECONDS[unit[0].lower()]
+
+
+def rate_for(scope: str) -> tuple[int, int] | None:
+    return parse_rate(settings.RATE_LIMITS.get(scope))
+
+
+def client_ip(request) -> str:
+    """The client's address: REMOTE_ADDR, or with NUM_PROXIES trusted proxies in front
+    (Cloud Run's front end is one), the address the outermost trusted proxy saw. The
+    left-most X-Forwarded-For entries are the client's own claim and are never trusted."""
+    return BaseThrottle().get_ident(request) or "unknown"
+
+
+def hit(key: str, period: int) -> tuple[int, float]:
+    """Counts one request against `key`; returns (requests in the current window,
+    seconds left in it)."""
+    cache = caches["default"]
+    counter_key, start_key = f"rl:{key}", f"rl:{key}:start"
+    now = time.time()
+    cache.add(start_key, now, period)
+    if isinstance(cache, DatabaseCache):
+        count = _incr_database_cache(cache, counter_key, start_key, period, now)
+    else:
+        count = _incr(cache, counter_key, period)
+    started = cache.get(start_key) or now
+    return count, max(1.0, started + period - now)
+
+
+def _incr(cache, key: str, period: int) -> int:
+    for _ in range(3):
+        cache.add(key, 0, period)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr: start again
+            continue
+        if count == 1:
+            # The first hit of a window sets its lifetime. This also repairs the rare
+            # case of a key that expired between the backend's exists() and INCR, which
+            # Redis would otherwise keep forever.
+            cache.touch(key, period)
+        return count
+    raise RuntimeError(f"Could not count a request for {key}")
+
+
+def _incr_database_cache(cache: DatabaseCache, key: str, start_key: str, period: int, now: float) -> int:
+    """The database cache's incr() is a get and a set; a row lock makes it atomic."""
+    db = router.db_for_write(cache.cache_model_class)
+    connection = connections[db]
+    with transaction.atomic(using=db):
+        cache.add(key, 0, period)
+        table = connection.ops.quote_name(cache._table)  # the cache's table name, from settings
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT 1 FROM {table} WHERE cache_key = %s FOR UPDATE",  # noqa: S608
+                [cache.make_and_validate_key(key)],
+            )
+        count = (cache.get(key) or 0) + 1
+        started = cache.get(start_key) or now
+        cache.set(key, count, max(1, int(started + period - now + 0.999)))
+    return count
+
+
+class FixedWindowThrottle(BaseThrottle):
+    """Base of the API's throttles: subclasses name a scope and say whom a request
+    counts against (None: this throttle does not apply to the request)."""
+
+    scope = ""
+
+    def identity(self, request, view) -> str | None:
+        raise NotImplementedError
+
+    def allow_request(self, request, view):
+        self._wait = None
+        rate = rate_for(self.scope)
+        if rate is None:
+            return True
+        identity = self.identity(request, view)
+        if identity is None:
+            return True
+        limit, period = rate
+        count, remaining = hit(f"{self.scope}:{identity}", period)
+        if count > limit:
+            self._wait = remaining
+            return False
+        return True
+
+    def wait(self):
+        return self._wait
+
+
+def _is_auth_endpoint(request) -> bool:
+    match = getattr(request, "resolver_match", None)
+    return match is not None and match.url_name in settings.RATE_LIMITED_AUTH_VIEWS
+
+
+class UserRateThrottle(FixedWindowThrottle):
+    scope = "user"
+
+    def identity(self, request, view):
+        user = getattr(request, "user", None)
+        return str(user.pk) if user is not None and user.is_authenticated else None
+
+
+class AuthIpThrottle(FixedWindowThrottle):
+    scope = "auth_ip"
+
+    def identity(self, request, view):
+        return client_ip(request) if _is_auth_endpoint(request) else None
+
+
+class AuthAccountThrottle(FixedWindowThrottle):
+    """Per account on the token endpoints (refresh, verify-token, logout): the account is
+    the user a submitted token names, read only when our signature on it checks out, so
+    nobody can use up another person's limit with forged tokens. The Google endpoints are
+    limited per IP only: their account is known only after Google verified the token."""
+
+    scope = "auth_account"
+
+    def identity(self, request, view):
+        if not _is_auth_endpoint(request) or not isinstance(request.data, dict):
+            return None
+        raw = request.data.get("refresh") or request.data.get("token")
+        if not isinstance(raw, str) or len(raw) > 4096:
+            return None
+        try:
+            claims = jwt.decode(
+                raw,
+                settings.SIMPLE_JWT["SIGNING_KEY"],
+                algorithms=[settings.SIMPLE_JWT["ALGORITHM"]],
+                options={"verify_exp": False, "verify_aud": False},
+            )
+        except jwt.PyJWTError:
+            return None
+        user_id = claims.get(settings.SIMPLE_JWT["USER_ID_CLAIM"])
+        return str(user_id) if user_id else None
+
+
+def check_admin_login(request) -> None:
+    """Raises Throttled when POSTs to the admin login exceed the per-IP or per-account
+    limit (called by raptorflow.admin_audit.AuditedAdminSite.login)."""
+    account = (request.POST.get("username") or "").strip().lower()[:254]
+    for scope, identity in (("admin_login_ip", client_ip(request)), ("admin_login_account", account)):
+        rate = rate_for(scope)
+        if rate is None or not identity:
+            continue
+        limit, period = rate
+        count, remaining = hit(f"{scope}:{identity}", period)
+        if count > limit:
+            raise Throttled(wait=remaining)

@@ -1,0 +1,109 @@
+"""/metrics: django-prometheus's and the product's own, moving with traffic, and guarded
+by METRICS_TOKEN in production."""
+
+import pytest
+from django.test import override_settings
+from prometheus_client.parser import text_string_to_metric_families
+
+from raptorflow import metrics
+
+
+def scrape(client, **headers) -> dict:
+    response = client.get("/metrics", **headers)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: dict, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_expose_django_and_product_families(anon_client, db):
+    samples = scrape(anon_client)
+    names = {name for name, _ in samples}
+    assert any(name.startswith("django_http_requests") for name in names)
+    # Read at scrape time: the in-process job queue (no broker in tests).
+    assert ("raptorflow_background_queue_depth", (("queue", "in_process"),)) in samples
+
+
+def test_request_counters_move(anon_client, db):
+    before = scrape(anon_client)
+    for _ in range(3):
+        anon_client.get("/health")
+    after = scrape(anon_client)
+    key = "django_http_responses_total_by_status_view_method_total"
+    labels = {"method": "GET", "status": "200", "view": "health"}
+    assert value(after, key, **labels) - value(before, key, **labels) == 3
+
+
+def test_rejected_tokens_are_counted(anon_client, db):
+    before = value(scrape(anon_client), "raptorflow_auth_failures_total", code="token_not_valid")
+    anon_client.get("/api/auth/me", HTTP_AUTHORIZATION="Bearer not-a-token")
+    anon_client.get("/api/auth/me", HTTP_AUTHORIZATION="Bearer still-not-a-token")
+    after = value(scrape(anon_client), "raptorflow_auth_failures_total", code="token_not_valid")
+    assert after - before == 2
+
+
+def test_backfill_progress_is_shown_from_the_shared_cache(anon_client, db):
+    metrics.report_backfill_progress(done=40, total=100, model="all-MiniLM-L6-v2")
+    samples = scrape(anon_client)
+    assert value(samples, "raptorflow_backfill_messages", state="done", model="all-MiniLM-L6-v2") == 40
+    assert value(samples, "raptorflow_backfill_messages", state="total", model="all-MiniLM-L6-v2") == 100
+
+
+def test_embedding_call_records_latency_texts_and_errors(anon_client, db):
+    before = scrape(anon_client)
+    with metrics.embedding_call("openai", 3):
+        pass
+    with pytest.raises(TimeoutError), metrics.embedding_call("openai", 1):
+        raise TimeoutError
+    after = scrape(anon_client)
+    assert value(after, "raptorflow_embedded_texts_total", provider="openai") - value(
+        before, "raptorflow_embedded_texts_total", provider="openai") == 3
+    assert value(after, "raptorflow_embedding_errors_total", provider="openai", error="TimeoutError") - value(
+        before, "raptorflow_embedding_errors_total", provider="openai", error="TimeoutError") == 1
+    for outcome in ("ok", "error"):
+        assert value(after, "raptorflow_embedding_seconds_count", provider="openai", outcome=outcome) - value(
+            before, "raptorflow_embedding_seconds_count", provider="openai", outcome=outcome) == 1
+
+
+# --- METRICS_TOKEN ------------------------------------------------------------------------
+
+
+@override_settings(PRODUCTION=True, METRICS_TOKEN="scrape-me-0123456789")
+def test_production_metrics_without_a_token_are_401(anon_client, db):
+    response = anon_client.get("/metrics")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+    assert response["WWW-Authenticate"] == 'Bearer realm="metrics"'
+
+
+@override_settings(PRODUCTION=True, METRICS_TOKEN="scrape-me-0123456789")
+def test_production_metrics_with_a_wrong_token_are_403(anon_client, db):
+    response = anon_client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me-wrong")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+
+
+@override_settings(PRODUCTION=True, METRICS_TOKEN="scrape-me-0123456789")
+def test_production_metrics_with_the_token_are_served(anon_client, db):
+    samples = scrape(anon_client, HTTP_AUTHORIZATION="Bearer scrape-me-0123456789")
+    assert any(name.startswith("django_http_requests") for name, _ in samples)
+
+
+@override_settings(PRODUCTION=True, METRICS_TOKEN="")
+def test_production_metrics_without_a_configured_token_are_503(anon_client, db):
+    response = anon_client.get("/metrics", HTTP_AUTHORIZATION="Bearer anything")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "not_configured"
+
+
+@override_settings(PRODUCTION=False, METRICS_TOKEN="dev-token")
+def test_a_configured_token_is_required_outside_production_too(anon_client, db):
+    assert anon_client.get("/metrics").status_code == 401
+    assert anon_client.get("/metrics", HTTP_AUTHORIZATION="Bearer dev-token").status_code == 200
