@@ -1,6 +1,7 @@
 """Gemini through google-genai (the maintained successor of google-generativeai). The SDK is
 imported here and nowhere else."""
 
+import functools
 from collections.abc import Iterator
 
 import httpx2
@@ -23,14 +24,7 @@ class GeminiProvider(ChatProvider):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        # Kept on the instance for as long as a call or a stream runs: a genai.Client closes
-        # its HTTP client when it is garbage-collected. HttpOptions.timeout is in ms; with no
-        # retry_options the SDK does not retry, so a failure hands over to the next provider.
-        self._client = genai.Client(
-            vertexai=False,
-            api_key=self.api_key,
-            http_options=types.HttpOptions(timeout=int(self.timeout * 1000)),
-        )
+        self._client = _client(self.api_key, self.timeout)
 
     def _request(self, messages: list[ChatMessage]) -> tuple[list[types.Content], types.GenerateContentConfig]:
         system = "\n\n".join(m.content for m in messages if m.role == "system")
@@ -91,6 +85,19 @@ class GeminiProvider(ChatProvider):
             code = exc.code or 0
             return ProviderError(self.name, f"answered HTTP {code}", retryable=code == 429 or code >= 500)
         return ProviderError(self.name, "answered something unusable", retryable=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _client(api_key: str, timeout: float) -> genai.Client:
+    """One client per key, shared by requests (connections are reused). Held by this cache
+    and by each provider instance for as long as a call or a stream runs: a genai.Client
+    closes its HTTP client when it is garbage-collected. HttpOptions.timeout is in ms; with
+    no retry_options the SDK does not retry, so a failure hands over to the next provider."""
+    return genai.Client(
+        vertexai=False,
+        api_key=api_key,
+        http_options=types.HttpOptions(timeout=int(timeout * 1000)),
+    )
 
 
 def _usage(metadata: types.GenerateContentResponseUsageMetadata | None) -> tuple[int, int]:

@@ -1,6 +1,7 @@
 """OpenAI chat completions, and OpenRouter through the same SDK (it speaks the OpenAI API
 at its own base URL). The openai SDK is imported here and nowhere else."""
 
+import functools
 from collections.abc import Iterator
 
 import openai
@@ -18,15 +19,8 @@ class OpenAIProvider(ChatProvider):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        # No SDK retries: a failing provider hands over to the next one in CHAT_PROVIDERS
-        # instead of making the user wait through its backoff.
-        self._client = openai.OpenAI(
-            api_key=self.api_key,
-            base_url=self.base_url(),
-            timeout=openai.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-            max_retries=0,
-            default_headers=self.default_headers(),
-        )
+        headers = self.default_headers()
+        self._client = _client(self.api_key, self.base_url(), self.timeout, tuple(sorted((headers or {}).items())))
 
     def base_url(self) -> str | None:
         return settings.OPENAI_BASE_URL or None
@@ -110,6 +104,21 @@ class OpenRouterProvider(OpenAIProvider):
     def _token_limit(self) -> dict:
         # Not every model behind OpenRouter knows max_completion_tokens; max_tokens is universal there.
         return {"max_tokens": self.max_tokens} if self.max_tokens else {}
+
+
+@functools.lru_cache(maxsize=64)
+def _client(api_key: str, base_url: str | None, timeout: float, headers: tuple) -> openai.OpenAI:
+    """One client per key and endpoint, shared by requests and threads (the SDK's client is
+    thread-safe), so connections are reused instead of opened per reply. No SDK retries: a
+    failing provider hands over to the next one in CHAT_PROVIDERS instead of making the user
+    wait through its backoff."""
+    return openai.OpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        timeout=openai.Timeout(timeout, connect=min(timeout, 10.0)),
+        max_retries=0,
+        default_headers=dict(headers) or None,
+    )
 
 
 def _as_openai(messages: list[ChatMessage]) -> list[dict]:
