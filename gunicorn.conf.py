@@ -39,13 +39,28 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
 
 # --- logs -----------------------------------------------------------------------------
 # The access log never includes the query string (search queries, OAuth codes) or the
-# referrer; it carries the response's X-Request-ID so it joins up with the app's lines.
+# referrer. In production (or LOG_FORMAT=json) gunicorn's own lines are JSON like the
+# app's (raptorflow/logs.py), the access line carrying the response's X-Request-ID.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 errorlog = "-"
-access_log_format = (
-    '{"logger": "gunicorn.access", "method": "%(m)s", "path": "%(U)s", "status": %(s)s, '
-    '"bytes": "%(B)s", "duration_ms": %(M)s, "request_id": "%({x-request-id}o)s"}'
+access_log_format = "%(m)s %(U)s %(s)s %(B)s %(M)sms %({x-request-id}o)s"
+_production = (
+    os.environ.get("APP_MODE", "").lower() == "prod" or os.environ.get("ENVIRONMENT", "").lower() == "production"
 )
+if (os.environ.get("LOG_FORMAT") or ("json" if _production else "plain")) == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "raptorflow.logs.JsonFormatter"}},
+        "handlers": {
+            "error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
+            "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+        },
+        "loggers": {
+            "gunicorn.error": {"handlers": ["error_console"], "level": "INFO", "propagate": False},
+            "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        },
+    }
 
 # --- Prometheus multiprocess mode -----------------------------------------------------
 _metrics_dir_owned = "PROMETHEUS_MULTIPROC_DIR" not in os.environ

@@ -10,6 +10,7 @@ prompts or tokens."""
 import json
 import logging
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from raptorflow.request_context import current_request_id
@@ -45,9 +46,23 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if isinstance(value, (str, int, float)):
                 payload[name] = value
+        if record.name == "gunicorn.access" and isinstance(record.args, Mapping):
+            payload.update(_access_fields(record.args))
         if record.exc_info:
             payload["exception"] = scrub(self.formatException(record.exc_info))
         return json.dumps(payload, ensure_ascii=False)
+
+
+def _access_fields(atoms: Mapping) -> dict:
+    """gunicorn's access log line as fields (the path without its query string, which may
+    hold search queries or OAuth codes), joined to the app's lines by the request id."""
+    fields = {"method": atoms["m"], "path": atoms["U"], "duration_ms": atoms["M"]}
+    if str(atoms["s"]).isdigit():
+        fields["status_code"] = int(atoms["s"])
+    request_id = atoms["{x-request-id}o"]
+    if request_id and request_id != "-":
+        fields["request_id"] = request_id
+    return fields
 
 
 class PlainFormatter(logging.Formatter):

@@ -92,6 +92,14 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_log(self, text: str, timeout: float = 15.0) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not logged:\n{log[-3000:]}")
+            time.sleep(0.1)
+        return log
+
 
 @contextmanager
 def gunicorn_server(env: dict, *, workers: int = 1, threads: int = 2):
