@@ -4,6 +4,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from allauth.socialaccount.models import SocialAccount
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -339,6 +340,21 @@ def invitation_revoke(*, actor: Membership, invitation: Invitation, request=None
     )
 
 
+def user_email_verified(user: User) -> bool:
+    """Whether the user's email is known to be theirs: a linked Google account verified
+    it. Accounts without a Google account were made by an operator (manage.py
+    issue_token) and are trusted."""
+    accounts = list(SocialAccount.objects.filter(user=user, provider="google"))
+    if not accounts:
+        return True
+    return any(
+        str(account.extra_data.get("email", "")).lower() == user.email.lower()
+        and str(account.extra_data.get("email_verified", account.extra_data.get("verified_email", ""))).lower()
+        == "true"
+        for account in accounts
+    )
+
+
 @transaction.atomic
 def invitation_accept(*, user: User, token: str, request=None) -> tuple[Membership, bool]:
     """Joins the invitation's organization. Answers (membership, created); accepting again
@@ -360,6 +376,11 @@ def invitation_accept(*, user: User, token: str, request=None) -> tuple[Membersh
         raise Conflict("This invitation has already been used.", code="invitation_used")
     if invitation.expires_at <= timezone.now():
         raise Conflict("This invitation has expired; ask for a new one.", code="invitation_expired")
+    if not user_email_verified(user):
+        raise Conflict(
+            "Google has not verified this account's email address, so it cannot accept invitations sent to it.",
+            code="email_unverified",
+        )
     # Someone already in the organization (e.g. through a Workspace domain) keeps their role.
     membership, created = Membership.objects.get_or_create(
         organization=invitation.organization, user=user, defaults={"role": invitation.role}

@@ -288,8 +288,9 @@ class InvitationAcceptView(TenantAPIView):
         parameters=[OpenApiParameter("token", str, OpenApiParameter.PATH, description="The token from the email.")],
         description=(
             "Joins the invitation's organization. The signed-in user's email must be the invited one "
-            "(case-insensitive); otherwise, and for unknown or revoked tokens, 404. 409 when expired or "
-            "already used; 200 when this user already accepted it. Switch organization to work inside it."
+            "(case-insensitive); otherwise, and for unknown or revoked tokens, 404. 409 when expired, "
+            "already used, or when Google has not verified the account's email; 200 when this user already "
+            "accepted it. Switch organization to work inside it."
         ),
     )
     def post(self, request, token):

@@ -4,6 +4,7 @@ import smtplib
 from datetime import timedelta
 
 import pytest
+from allauth.socialaccount.models import SocialAccount
 from django.core import mail
 from django.utils import timezone
 
@@ -327,3 +328,27 @@ def test_someone_already_in_the_organization_keeps_their_role(owner_client, org,
     assert response.status_code == 200
     assert response.json()["role"] == "member"
     assert Invitation.objects.get().accepted_by == invitee
+
+
+def test_an_account_whose_google_email_is_unverified_cannot_accept(owner_client, org, invitee):
+    SocialAccount.objects.create(
+        user=invitee, provider="google", uid="sub-nina", extra_data={"email": "nina@acme.test", "email_verified": False}
+    )
+    body, token = invite(owner_client)
+
+    response = accept(invitee, token)
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "email_unverified"
+    assert not Membership.objects.filter(user=invitee, organization=org).exists()
+    assert Invitation.objects.get(id=body["id"]).accepted_at is None
+
+
+def test_an_account_whose_google_email_is_verified_accepts(owner_client, org, invitee):
+    SocialAccount.objects.create(
+        user=invitee, provider="google", uid="sub-nina", extra_data={"email": "Nina@acme.test", "email_verified": True}
+    )
+    _, token = invite(owner_client)
+
+    assert accept(invitee, token).status_code == 201
+    assert Membership.objects.filter(user=invitee, organization=org).exists()
