@@ -186,7 +186,6 @@ def unscoped_organization_delete(*, organization: Organization, operator: User, 
 
 @transaction.atomic
 def _unscoped_organization_delete(organization: Organization, *, actor: User, request, reason: str) -> None:
-    member_ids = list(Membership.objects.filter(organization=organization).values_list("user_id", flat=True))
     audit.record(
         "organization.delete",
         request=request,
@@ -194,7 +193,7 @@ def _unscoped_organization_delete(organization: Organization, *, actor: User, re
         organization=organization,
         target=organization,
         name=organization.name,
-        members=len(member_ids),
+        members=Membership.objects.filter(organization=organization).count(),
         reason=reason,
     )
     organization_id = organization.pk
@@ -309,7 +308,8 @@ def _send_invitation_email(invitation: Invitation, *, token: str, inviter: User)
     )
     try:
         send_mail(
-            subject=f"Join {invitation.organization.name} on RaptorFlow",
+            # A header cannot carry a line break, which a name typed by a user may hold.
+            subject=" ".join(f"Join {invitation.organization.name} on RaptorFlow".split()),
             message=body,
             from_email=None,
             recipient_list=[invitation.email],

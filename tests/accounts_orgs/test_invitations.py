@@ -352,3 +352,12 @@ def test_an_account_whose_google_email_is_verified_accepts(owner_client, org, in
 
     assert accept(invitee, token).status_code == 201
     assert Membership.objects.filter(user=invitee, organization=org).exists()
+
+
+def test_an_organization_name_with_a_line_break_still_sends_the_invitation(owner_client, org):
+    org.name = "Acme\nMarketing"
+    org.save()
+
+    invite(owner_client)
+
+    assert mail.outbox[0].subject == "Join Acme Marketing on RaptorFlow"
