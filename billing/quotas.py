@@ -5,6 +5,10 @@
 - require_reply_tokens(organization): before a chat provider is called.
 - record_reply_tokens(organization, tokens): after the provider reported its usage.
 - record_embeddings(organization, count): automatic embeddings are counted, never refused.
+- require_messages(organization, count): checks (without reserving) that `count` more
+  messages fit, e.g. a reply's question and answer before the question is stored.
+- record_messages(organization, count): counts messages without refusing them (a reply's
+  answer, whose room was checked before anything was written).
 
 Counters live in one billing.Usage row per (organization, period) and only change through
 single UPDATE statements, so concurrent requests never lose or overrun a count.
@@ -41,12 +45,29 @@ def reserve_messages(organization, count: int = 1) -> None:
         else 0
     )
     if not reserved:
-        raise PaymentRequired(
-            f"This organization has used its {limit} messages of the {current.plan.name} plan for this period.",
-            limit=limit,
-            resets_at=_iso(current.period_end),
-            quota="messages",
-        )
+        raise _messages_refused(current)
+
+
+def require_messages(organization, count: int) -> None:
+    current = selectors.entitlement(organization)
+    usage = selectors.usage_for_period(organization, current.period_start)
+    used = usage.messages if usage else 0
+    if used + count > current.messages_limit:
+        raise _messages_refused(current)
+
+
+def record_messages(organization, count: int) -> None:
+    _add(organization, messages=count)
+
+
+def _messages_refused(current: selectors.Entitlement) -> PaymentRequired:
+    return PaymentRequired(
+        f"This organization has used its {current.messages_limit} messages of the {current.plan.name} plan "
+        "for this period.",
+        limit=current.messages_limit,
+        resets_at=_iso(current.period_end),
+        quota="messages",
+    )
 
 
 def require_reply_tokens(organization) -> None:

@@ -102,12 +102,15 @@ def message_create(
     content: str,
     metadata: dict | None = None,
     idempotency_key: str | None = None,
+    enforce_quota: bool = True,
 ) -> tuple[Message, bool]:
     """Stores one message at the end of the conversation: (message, created).
 
     With an idempotency key already used in this conversation, the first message is
     returned with created=False and nothing is written (nor counted against the quota).
     Raises Conflict on an archived conversation and PaymentRequired past the plan's quota.
+    enforce_quota=False counts the message without refusing it: for an assistant reply
+    whose room the reply endpoint checked before it stored anything.
     """
     locked = _lock(conversation)
 
@@ -120,22 +123,30 @@ def message_create(
         raise Conflict(ARCHIVED_MESSAGE, code="conversation_archived")
 
     # Before anything is written, so a refused request leaves nothing half-stored.
-    quotas.reserve_messages(locked.organization, 1)
+    if enforce_quota:
+        quotas.reserve_messages(locked.organization, 1)
+    else:
+        quotas.record_messages(locked.organization, 1)
 
     # The row lock makes message_count + 1 the next free sequence number.
     sequence = locked.message_count + 1
+    fields = {
+        "conversation": locked,
+        "organization_id": locked.organization_id,
+        "owner_id": locked.owner_id,
+        "role": role,
+        "content": content,
+        "metadata": metadata or {},
+        "sequence": sequence,
+        "idempotency_key": idempotency_key,
+    }
+    if idempotency_key is None:
+        # The row lock rules out a clash on the sequence: no savepoint round trips needed.
+        message = Message.objects.create(**fields)
+        return _after_message_stored(conversation, locked, message), True
     try:
         with transaction.atomic():
-            message = Message.objects.create(
-                conversation=locked,
-                organization_id=locked.organization_id,
-                owner_id=locked.owner_id,
-                role=role,
-                content=content,
-                metadata=metadata or {},
-                sequence=sequence,
-                idempotency_key=idempotency_key,
-            )
+            message = Message.objects.create(**fields)
     except IntegrityError:
         # Under the lock a same-key twin is already visible above; this covers a caller
         # running at a stricter isolation level than READ COMMITTED.
@@ -145,8 +156,11 @@ def message_create(
         if existing is None:
             raise
         return existing, False
+    return _after_message_stored(conversation, locked, message), True
 
-    locked.message_count = sequence
+
+def _after_message_stored(conversation: Conversation, locked: Conversation, message: Message) -> Message:
+    locked.message_count = message.sequence
     locked.last_message_at = message.created_at
     locked.activity_at = message.created_at
     locked.save(update_fields=["message_count", "last_message_at", "activity_at", "updated_at"])
@@ -155,4 +169,4 @@ def message_create(
 
     message_id = message.id
     transaction.on_commit(lambda: schedule_message_embedding(message_id))
-    return message, True
+    return message

@@ -1,10 +1,11 @@
 """Generating a reply: the steps of POST /api/conversations/{id}/reply, in the order that
 keeps the user's message safe.
 
-1. `reply_prepare` stores the user message first (through conversations' message_create,
-   honouring the Idempotency-Key), so a provider that is missing, failing or slow never
-   loses it; then checks the reply-token quota, picks the providers (503 when none is
-   configured) and builds the context.
+1. `reply_prepare` checks the quotas first (reply tokens left, room for the question and
+   the answer), so a refused request writes nothing; then stores the user message
+   (through conversations' message_create, honouring the Idempotency-Key), so a provider
+   that is missing, failing or slow never loses it; then picks the providers (503 when
+   none is configured) and builds the context.
 2. The caller runs the providers (at once or streamed).
 3. `reply_store` stores the assistant message with what produced it, adds the tokens to the
    conversation's usage and to the organization's quota — all in one transaction.
@@ -63,9 +64,12 @@ def reply_prepare(
     if conversation.status == ConversationStatus.ARCHIVED:
         raise Conflict(ARCHIVED_MESSAGE, code="conversation_archived")
 
+    quotas.require_reply_tokens(organization)
     if message_id is not None:
         user_message = _existing_user_message(user, organization, conversation, message_id)
+        quotas.require_messages(organization, 1)
     else:
+        quotas.require_messages(organization, 2)
         user_message, _ = message_create(
             conversation=conversation, role=MessageRole.USER, content=content, idempotency_key=idempotency_key
         )
@@ -76,7 +80,6 @@ def reply_prepare(
         user_message=user_message,
         idempotency_key=idempotency_key,
     )
-    quotas.require_reply_tokens(organization)
     prepared.providers = chat_providers(selectors.chat_api_keys(organization=organization))
     context = context_retrieve(
         user=user,
@@ -173,6 +176,9 @@ def reply_store(
         content=text,
         metadata=metadata,
         idempotency_key=key,
+        # Room for the answer was checked before the question was stored: a reply the
+        # provider already produced is never refused.
+        enforce_quota=False,
     )
     if created:
         conversation_add_usage(

@@ -158,7 +158,7 @@ def test_no_provider_configured_is_503_and_user_message_is_kept(owner_client, hi
     assert roles_and_contents(history)[-1] == ("user", "Hello?")
 
 
-def test_reply_quota_exhausted_is_402_and_user_message_is_kept(owner_client, all_keys, respx_mock, history, settings):
+def test_reply_tokens_exhausted_is_402_with_nothing_written(owner_client, all_keys, respx_mock, history, settings):
     settings.FREE_PLAN_REPLY_TOKENS = 0
     route = openai_ok(respx_mock)
 
@@ -166,8 +166,36 @@ def test_reply_quota_exhausted_is_402_and_user_message_is_kept(owner_client, all
 
     assert response.status_code == 402
     assert response.json()["error"]["code"] == "quota_exceeded"
-    assert roles_and_contents(history)[-1] == ("user", "One more?")
+    assert response.json()["error"]["limit"] == 0
+    assert Message.objects.filter(conversation=history).count() == 4
     assert route.call_count == 0
+
+
+def test_reply_without_room_for_the_answer_is_402_with_nothing_written(
+    owner_client, all_keys, respx_mock, history, settings
+):
+    # One message left: the question would fit, its answer would not.
+    settings.FREE_PLAN_MESSAGES = Message.objects.filter(organization=history.organization).count() + 1
+    route = openai_ok(respx_mock)
+
+    response = owner_client.post(reply_url(history), {"content": "One more?"}, format="json")
+
+    assert response.status_code == 402
+    assert response.json()["error"]["quota"] == "messages"
+    assert Message.objects.filter(conversation=history).count() == 4
+    assert route.call_count == 0
+
+
+def test_reply_with_room_for_exactly_question_and_answer_succeeds(
+    owner_client, all_keys, respx_mock, history, settings
+):
+    settings.FREE_PLAN_MESSAGES = Message.objects.filter(organization=history.organization).count() + 2
+    openai_ok(respx_mock)
+
+    response = owner_client.post(reply_url(history), {"content": "Last one?"}, format="json")
+
+    assert response.status_code == 201
+    assert Message.objects.filter(conversation=history).count() == 6
 
 
 def test_archived_conversation_is_409_and_nothing_is_stored(owner_client, all_keys, respx_mock, history):

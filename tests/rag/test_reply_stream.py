@@ -164,7 +164,7 @@ def test_stream_with_every_provider_failing_is_503_and_keeps_user_message(
 
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "upstream_unavailable"
-    assert list(Message.objects.filter(conversation=history).values_list("role", flat=True)) == [
+    assert list(Message.objects.filter(conversation=history).order_by("sequence").values_list("role", flat=True)) == [
         "user", "assistant", "user"
     ]
 
