@@ -5,8 +5,9 @@ from rest_framework import serializers
 
 from accounts.models import DomainClaim, InvitationStatus, Membership, Organization, Role, User
 from accounts.services import CONSUMER_EMAIL_DOMAINS
-from conversations.serializers import ConversationSerializer, MessageSerializer, MetadataField
+from conversations.serializers import ConversationSerializer, MessageSerializer
 from raptorflow.api import StrictSerializer
+from raptorflow.json_fields import MetadataField
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -17,6 +18,8 @@ class UserSerializer(serializers.ModelSerializer):
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
+    settings = MetadataField(read_only=True, help_text="The organization's own settings (a JSON object).")
+
     class Meta:
         model = Organization
         fields = ["id", "name", "is_personal", "settings", "created_at", "updated_at"]

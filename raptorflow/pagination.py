@@ -35,6 +35,13 @@ class CursorPagination(pagination.CursorPagination):
             request, self.page_size_query_param, default=self.page_size, minimum=1, maximum=self.max_page_size
         )
 
+    def get_paginated_response_schema(self, schema):
+        # next/previous are always present (null at the ends): say so, so a generated
+        # client does not type them as optional.
+        response = super().get_paginated_response_schema(schema)
+        response["required"] = ["next", "previous", "results"]
+        return response
+
     def paginate_queryset(self, queryset, request, view=None):
         try:
             return super().paginate_queryset(queryset, request, view)

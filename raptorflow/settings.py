@@ -181,6 +181,19 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A job taken by a worker that dies without acknowledging it (SIGKILL, a lost instance)
+# goes back to the queue after the visibility timeout. It must outlast the longest job and
+# the longest retry countdown (600 s), or a job still waiting in a live worker would be
+# handed out twice (harmless, the jobs are idempotent, but wasteful). The restore sweep
+# runs every interval x throttle seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 1800),
+    "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
+    "unacked_restore_throttle": env_int("CELERY_UNACKED_RESTORE_THROTTLE", 10),
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers log through LOGGING below (JSON in production, with the job's request id).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 BACKGROUND_JOBS_EAGER = env_bool("BACKGROUND_JOBS_EAGER", False)
 
@@ -291,6 +304,7 @@ SPECTACULAR_SETTINGS = {
         "MessageRoleEnum": "conversations.models.MessageRole",
         "ChatProviderEnum": "rag.models.ChatProviderName",
         "ContextSourceEnum": "rag.serializers.CONTEXT_SOURCES",
+        "SubscriptionStatusEnum": "billing.models.SubscriptionStatus",
     },
 }
 
