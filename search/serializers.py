@@ -16,6 +16,8 @@ def _text_field(**kwargs) -> serializers.CharField:
 
 
 class EmbedTextInputSerializer(StrictSerializer):
+    """The body of POST embed-text."""
+
     text = _text_field()
 
 
@@ -26,6 +28,8 @@ class EmbedTextOutputSerializer(serializers.Serializer):
 
 
 class EmbedAndStoreInputSerializer(StrictSerializer):
+    """The body of POST embed-and-store."""
+
     message_id = serializers.UUIDField()
     conversation_id = serializers.UUIDField()
     text = _text_field(required=False, help_text="What to embed instead of the message's content.")
@@ -103,6 +107,8 @@ class EmbeddingStatsSerializer(serializers.Serializer):
 
 
 class BatchEmbedInputSerializer(StrictSerializer):
+    """The body of POST batch-embed: `message_ids` or `conversation_id`, not both."""
+
     message_ids = serializers.ListField(
         child=serializers.UUIDField(), min_length=1, max_length=BATCH_MAX_MESSAGES, required=False
     )

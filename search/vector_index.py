@@ -60,12 +60,23 @@ def ensure_index(model: str, dimensions: int) -> bool:
     CONCURRENTLY (no write lock on the table) unless we are inside a transaction."""
     if index_exists(model):
         return False
-    with connection.cursor() as cursor:
-        cursor.execute(create_index_sql(model, dimensions, concurrently=not connection.in_atomic_block))
+    _execute_ddl(create_index_sql(model, dimensions, concurrently=not connection.in_atomic_block))
     return True
 
 
 def drop_index(model: str) -> None:
     concurrently = "CONCURRENTLY " if not connection.in_atomic_block else ""
+    _execute_ddl(f"DROP INDEX {concurrently}IF EXISTS {index_name(validate_model_name(model))}")
+
+
+def _execute_ddl(sql: str) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP INDEX {concurrently}IF EXISTS {index_name(validate_model_name(model))}")
+        if not connection.in_atomic_block:
+            cursor.execute(sql)
+            return
+        # Inside a transaction that already wrote rows, PostgreSQL refuses index DDL while
+        # deferred foreign-key checks are pending: run them first, then defer again (Django's
+        # foreign keys are DEFERRABLE INITIALLY DEFERRED).
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(sql)
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")

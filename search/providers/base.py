@@ -53,7 +53,12 @@ class EmbeddingProvider(ABC):
         """One request's worth of texts -> their vectors, in order."""
 
     def _checked(self, vectors, *, expected: int) -> list[list[float]]:
-        vectors = [list(map(float, vector)) for vector in vectors]
+        try:
+            vectors = [[float(value) for value in vector] for vector in vectors]
+        except (TypeError, ValueError) as exc:
+            raise UpstreamBadResponse(
+                f"Embedding provider {self.label} returned something that is not a vector."
+            ) from exc
         if len(vectors) != expected:
             raise UpstreamBadResponse(
                 f"Embedding provider {self.label} returned {len(vectors)} vectors for {expected} texts."

@@ -66,6 +66,9 @@ MARKETING_CORPUS = [
 ]
 
 
+ADS_TEXT = MARKETING_CORPUS[0]
+
+
 @pytest.fixture
 def conversation(owner, org):
     return make_conversation(owner, org)

@@ -4,14 +4,13 @@ Vectors are clustered unit vectors (numpy) of the local model's size, every user
 spread over all clusters, so a query's nearest neighbours in the whole table mostly belong
 to other tenants — the case where a filtered HNSW scan left to the planner silently
 returns too few rows (SPEC §7). Rows are loaded with binary COPY and committed once for the
-module (the HNSW index is rebuilt after the load, then everything is flushed at the end).
+module (the HNSW index is rebuilt after the load; the rows are deleted at the end).
 """
 
 import uuid
 
 import numpy as np
 import pytest
-from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -118,6 +117,18 @@ def _copy_rows(tenants: list[Tenant], vectors: np.ndarray) -> None:
                     )
 
 
+def _delete_tenants(tenants: list[Tenant]) -> None:
+    """Removes exactly what the module created (other tests' data and the rows migrations
+    seeded stay)."""
+    owner_ids = [tenant.user.id for tenant in tenants]
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM search_messageembedding WHERE owner_id = ANY(%s)", [owner_ids])
+        cursor.execute("DELETE FROM conversations_message WHERE owner_id = ANY(%s)", [owner_ids])
+    for tenant in tenants:
+        tenant.organization.delete()
+        tenant.user.delete()
+
+
 @pytest.fixture(scope="module")
 def corpus(django_db_setup, django_db_blocker):
     rng = np.random.default_rng(20261125)
@@ -144,9 +155,7 @@ def corpus(django_db_setup, django_db_blocker):
             cursor.execute(vector_index.create_index_sql(MODEL, DIMS, concurrently=False))
             cursor.execute("ANALYZE search_messageembedding")
         yield {"whale": tenants[0], "small": tenants[1], "tenants": tenants, "vectors": vectors, "centers": centers}
-        call_command("flush", interactive=False, verbosity=0)
-        with connection.cursor() as cursor:
-            cursor.execute(vector_index.create_index_sql(MODEL, DIMS, concurrently=False))
+        _delete_tenants(tenants)
 
 
 def _queries(corpus, count=8):
