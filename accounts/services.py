@@ -60,9 +60,13 @@ def workspace_domain_join(
     claim = DomainClaim.objects.filter(domain__iexact=domain, approved=True).select_related("organization").first()
     if claim is None:
         return None
-    membership, _ = Membership.objects.get_or_create(
+    membership, created = Membership.objects.get_or_create(
         organization=claim.organization, user=user, defaults={"role": Role.MEMBER}
     )
+    if created:
+        audit.record(
+            "organization.workspace_join", actor=user, organization=claim.organization, target=membership, domain=domain
+        )
     return membership
 
 

@@ -181,3 +181,21 @@ def test_id_token_body_must_name_the_token(fake_google, anon_client):
     response = anon_client.post("/api/auth/google/token", {"credential": "x"}, format="json")
     assert response.status_code == 400
     assert set(response.json()["error"]["fields"]) == {"id_token", "credential"}
+
+
+def test_workspace_sign_in_joins_the_approved_domain_and_is_audited(fake_google, anon_client):
+    from accounts.models import AuditLog, DomainClaim
+    from accounts.services import organization_create
+
+    founder = user_create_with_personal_organization(email="founder@acme.test")
+    team = organization_create(name="Acme Marketing", owner=founder)
+    DomainClaim.objects.create(organization=team, domain="acme.test", approved=True)
+
+    token = fake_google.id_token(sub="sub-new", email="new.hire@acme.test", hd="acme.test")
+    response = anon_client.post("/api/auth/google/token", {"id_token": token}, format="json")
+
+    assert response.status_code == 200
+    hire = User.objects.get(email="new.hire@acme.test")
+    assert Membership.objects.get(user=hire, organization=team).role == Role.MEMBER
+    entry = AuditLog.objects.get(action="organization.workspace_join")
+    assert (entry.actor_id, entry.organization_id, entry.details["domain"]) == (hire.id, team.id, "acme.test")
