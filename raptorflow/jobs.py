@@ -23,6 +23,8 @@ import threading
 from django.conf import settings
 from django.db import connections, transaction
 
+from raptorflow import metrics
+
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
@@ -45,6 +47,7 @@ def _enqueue(task, args) -> None:
         # A short publish retry: an unreachable broker must not hold the request for long.
         task.apply_async(args=args, retry=True, retry_policy={"max_retries": 2, "interval_start": 0.1})
     except Exception:
+        metrics.count_background_job(task=task.name, outcome="not_enqueued")
         logger.exception("Could not enqueue %s%r; it will be caught up later", task.name, args)
 
 
@@ -72,6 +75,7 @@ class InProcessWorker:
         try:
             self._queue.put_nowait((task, tuple(args), attempt))
         except queue.Full:
+            metrics.count_background_job(task=task.name, outcome="dropped")
             logger.warning("Background queue is full; dropped %s%r (it will be caught up later)", task.name, args)
 
     def pending_count(self) -> int:

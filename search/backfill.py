@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.db.models import Q
 from tqdm import tqdm
 
+from raptorflow import metrics
 from raptorflow.errors import ApiError
 from search import selectors, services
 from search.providers import EmbeddingProvider
@@ -89,6 +90,7 @@ def run_backfill(
             summary.skipped += result.count(services.SKIPPED)
             done += len(batch)
             bar.update(len(batch))
+            metrics.report_backfill_progress(done=done, total=summary.pending, model=provider.model)
     finally:
         bar.close()
         summary.elapsed = time.monotonic() - started

@@ -2,14 +2,18 @@
 
 Reusable by other apps (the RAG pipeline):
 
-    semantic_search(*, user, organization, query_vector, model, limit,
-                    conversation_id=None, min_similarity=None, exclude_message_ids=()) -> list[SearchHit]
-    hybrid_search(*, user, organization, query, query_vector, model, limit,
-                  conversation_id=None, min_similarity=None, exclude_message_ids=()) -> list[SearchHit]
-    search_messages(*, user, organization, query, limit, mode="vector",
-                    conversation_id=None, min_similarity=None, exclude_message_ids=()) -> SearchResults
-        embeds `query` with the active model's provider, then runs one of the above.
+    semantic_search(*, user, organization, query_vector, model, limit, conversation_id=None,
+                    min_similarity=None, exclude_message_ids=(), plan=None, using="default") -> list[SearchHit]
+    hybrid_search(*, user, organization, query, query_vector, model, limit, conversation_id=None,
+                  min_similarity=None, exclude_message_ids=(), using="default") -> list[SearchHit]
+    search_messages(*, user, organization, query, limit, mode="vector", conversation_id=None,
+                    min_similarity=None, exclude_message_ids=()) -> SearchResults
+        embeds `query` with the active model's provider, then runs one of the above on the
+        read replica when one is configured (raptorflow.db_router.replica_alias()).
     embedding_stats(*, user, organization) -> EmbeddingStats
+
+`model` is the model whose vectors are searched: pass `provider.model` of the provider
+that embedded `query_vector` (search.providers.get_embedding_provider()).
 
 A SearchHit carries message_id, conversation_id, role, content, similarity, created_at
 (the message's), with similarity = max(0, 1 - cosine distance). Every read goes through
@@ -30,6 +34,7 @@ expression the per-model partial index is built on (search.vector_index).
 """
 
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,12 +42,14 @@ from uuid import UUID
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Count, F, Max, QuerySet
 from django.db.models.functions import Cast
 from pgvector.django import CosineDistance, VectorField
 
 from conversations.models import Message
+from raptorflow import metrics
+from raptorflow.db_router import replica_alias
 from raptorflow.tenancy import scoped
 from search.models import MessageEmbedding, SearchExclusion
 
@@ -103,20 +110,22 @@ def similarity_from_distance(distance: float | None) -> float:
     return max(0.0, 1.0 - float(distance))
 
 
-def embeddings_visible_to(*, user, organization, model: str, conversation_id=None) -> QuerySet:
-    queryset = scoped(MessageEmbedding, user=user, organization=organization).filter(model=model)
+def embeddings_visible_to(*, user, organization, model: str, conversation_id=None, using=DEFAULT_DB_ALIAS) -> QuerySet:
+    queryset = scoped(MessageEmbedding, user=user, organization=organization).using(using).filter(model=model)
     if conversation_id is not None:
         queryset = queryset.filter(conversation_id=conversation_id)
     return queryset
 
 
-def choose_plan(*, user, organization, model: str, conversation_id=None) -> str:
+def choose_plan(*, user, organization, model: str, conversation_id=None, using=DEFAULT_DB_ALIAS) -> str:
     """Exact for one conversation and for callers with few vectors; HNSW above that."""
     if conversation_id is not None:
         return PLAN_EXACT
     threshold = settings.SEARCH_EXACT_MAX_ROWS
     # Counting stops at threshold + 1: a huge tenant costs no more than a small one.
-    held = embeddings_visible_to(user=user, organization=organization, model=model)[: threshold + 1].count()
+    held = embeddings_visible_to(user=user, organization=organization, model=model, using=using)[
+        : threshold + 1
+    ].count()
     return PLAN_EXACT if held <= threshold else PLAN_HNSW
 
 
@@ -157,7 +166,7 @@ def _hnsw(queryset: QuerySet, query_vector: Sequence[float], limit: int) -> list
     ranked = queryset.annotate(distance=CosineDistance(hnsw_order_expression(dimensions), list(query_vector))).order_by(
         "distance"
     )
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=queryset.db), connections[queryset.db].cursor() as cursor:
         # SET LOCAL: these last until the transaction ends and never leak to the connection.
         cursor.execute(f"SET LOCAL hnsw.ef_search = {max(int(settings.SEARCH_HNSW_EF_SEARCH), candidates)}")
         cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
@@ -181,16 +190,20 @@ def semantic_search(
     min_similarity: float | None = None,
     exclude_message_ids: Iterable = (),
     plan: str | None = None,
+    using: str = DEFAULT_DB_ALIAS,
 ) -> list[SearchHit]:
     """The caller's `limit` messages nearest to `query_vector` among vectors of `model`,
-    best first. `plan` forces exact/hnsw (for tests and benchmarks); default: choose_plan()."""
+    best first. `plan` forces exact/hnsw (for tests and benchmarks); default: choose_plan().
+    `using`: the database alias (raptorflow.db_router.replica_alias() for lag-tolerant reads)."""
     queryset = embeddings_visible_to(
-        user=user, organization=organization, model=model, conversation_id=conversation_id
-    ).select_related(None)
+        user=user, organization=organization, model=model, conversation_id=conversation_id, using=using
+    )
     exclude_message_ids = list(exclude_message_ids)
     if exclude_message_ids:
         queryset = queryset.exclude(message_id__in=exclude_message_ids)
-    plan = plan or choose_plan(user=user, organization=organization, model=model, conversation_id=conversation_id)
+    plan = plan or choose_plan(
+        user=user, organization=organization, model=model, conversation_id=conversation_id, using=using
+    )
     rows = (_hnsw if plan == PLAN_HNSW else _exact)(queryset, query_vector, limit)
     hits = _hits(rows)
     if min_similarity is not None:
@@ -212,17 +225,23 @@ def full_text_terms(query: str) -> str:
     return " or ".join(terms)
 
 
-def _full_text_ranked(*, user, organization, query: str, model: str, conversation_id, exclude_message_ids, limit):
+def _full_text_ranked(
+    *, user, organization, query: str, model: str, conversation_id, exclude_message_ids, limit, using
+):
     terms = full_text_terms(query)
     if not terms:
         return []
     tsquery = SearchQuery(terms, search_type="websearch", config="english")
     # The same expression as the GIN index message_content_fts on conversations_message.
     document = SearchVector("content", config="english")
-    messages = scoped(Message, user=user, organization=organization).filter(
-        # Only messages search covers: embedded with this model (so never one taken out of
-        # search on purpose), like the vector side.
-        embeddings__model=model
+    messages = (
+        scoped(Message, user=user, organization=organization)
+        .using(using)
+        .filter(
+            # Only messages search covers: embedded with this model (so never one taken out of
+            # search on purpose), like the vector side.
+            embeddings__model=model
+        )
     )
     if conversation_id is not None:
         messages = messages.filter(conversation_id=conversation_id)
@@ -248,6 +267,7 @@ def hybrid_search(
     conversation_id=None,
     min_similarity: float | None = None,
     exclude_message_ids: Iterable = (),
+    using: str = DEFAULT_DB_ALIAS,
 ) -> list[SearchHit]:
     """Vector and full-text (Postgres tsvector, English) results fused by reciprocal rank
     fusion. `similarity` is still the cosine similarity of each hit; min_similarity
@@ -262,6 +282,7 @@ def hybrid_search(
         limit=candidates,
         conversation_id=conversation_id,
         exclude_message_ids=exclude_message_ids,
+        using=using,
     )
     text_ids = _full_text_ranked(
         user=user,
@@ -271,6 +292,7 @@ def hybrid_search(
         conversation_id=conversation_id,
         exclude_message_ids=exclude_message_ids,
         limit=candidates,
+        using=using,
     )
     scores: dict[UUID, float] = {}
     for ranking in ([hit.message_id for hit in vector_hits], text_ids):
@@ -281,7 +303,7 @@ def hybrid_search(
     missing = [message_id for message_id in text_ids if message_id not in hits]
     if missing:
         queryset = embeddings_visible_to(
-            user=user, organization=organization, model=model, conversation_id=conversation_id
+            user=user, organization=organization, model=model, conversation_id=conversation_id, using=using
         ).filter(message_id__in=missing)
         hits.update({hit.message_id: hit for hit in _hits(_exact(queryset, query_vector, len(missing)))})
 
@@ -303,9 +325,11 @@ def search_messages(
     exclude_message_ids: Iterable = (),
 ) -> SearchResults:
     """Embeds `query` with the active model's provider (raises its 502/503 ApiErrors) and
-    searches the caller's messages in `mode`."""
+    searches the caller's messages in `mode`, on the read replica when there is one (a
+    result a moment old is fine for search)."""
     from search.providers import get_embedding_provider
 
+    started = time.perf_counter()
     provider = get_embedding_provider()
     query_vector = provider.embed_one(query)
     common = {
@@ -317,9 +341,17 @@ def search_messages(
         "conversation_id": conversation_id,
         "min_similarity": min_similarity,
         "exclude_message_ids": exclude_message_ids,
+        "using": replica_alias(),
     }
-    plan = choose_plan(user=user, organization=organization, model=provider.model, conversation_id=conversation_id)
+    plan = choose_plan(
+        user=user,
+        organization=organization,
+        model=provider.model,
+        conversation_id=conversation_id,
+        using=common["using"],
+    )
     hits = hybrid_search(query=query, **common) if mode == MODE_HYBRID else semantic_search(plan=plan, **common)
+    metrics.observe_search(mode=mode, seconds=time.perf_counter() - started, results=len(hits))
     return SearchResults(hits=hits, model=provider.model, mode=mode, plan=plan)
 
 

@@ -14,7 +14,7 @@ after the retries is found by `manage.py backfill_embeddings`.
 
 from celery import shared_task
 
-from raptorflow import jobs
+from raptorflow import jobs, metrics
 from raptorflow.errors import NotConfigured, UpstreamUnavailable
 
 
@@ -31,7 +31,13 @@ from raptorflow.errors import NotConfigured, UpstreamUnavailable
 def embed_message(message_id: str) -> str:
     from search.services import unscoped_message_embed
 
-    return unscoped_message_embed(message_id=message_id)
+    try:
+        outcome = unscoped_message_embed(message_id=message_id)
+    except Exception as exc:
+        metrics.count_background_job(task="embed_message", outcome=type(exc).__name__)
+        raise
+    metrics.count_background_job(task="embed_message", outcome=outcome)
+    return outcome
 
 
 def schedule_message_embedding(message_id) -> None:

@@ -69,6 +69,11 @@ def _spec(provider: str, model: str | None, dimensions: int | None) -> Embedding
     if provider not in PROVIDERS:
         raise NotConfigured(f"EMBEDDING_PROVIDER must be one of {', '.join(PROVIDERS)}, not {provider!r}.")
     model = model or _default_model(provider)
+    if provider == "local" and model != _default_model("local"):
+        raise NotConfigured(
+            f"Embedding provider local serves only {_default_model('local')}, not {model!r} "
+            "(set EMBEDDING_PROVIDER to openai or gemini for other models)."
+        )
     dimensions = dimensions or _default_dimensions(provider, model)
     if not dimensions:
         raise NotConfigured(f"Embedding model {provider}:{model} needs EMBEDDING_DIMENSIONS.")

@@ -6,15 +6,12 @@
 Transport failures are translated by each provider into UpstreamUnavailable (503).
 """
 
-import logging
 import math
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+from raptorflow import metrics
 from raptorflow.errors import UpstreamBadResponse
-
-logger = logging.getLogger(__name__)
 
 
 class EmbeddingProvider(ABC):
@@ -39,10 +36,8 @@ class EmbeddingProvider(ABC):
         vectors: list[list[float]] = []
         for start in range(0, len(texts), self.max_batch_size):
             batch = texts[start : start + self.max_batch_size]
-            began = time.perf_counter()
-            result = self._embed_batch(batch)
-            logger.debug("%s embedded %d texts in %.3fs", self.label, len(batch), time.perf_counter() - began)
-            vectors.extend(self._checked(result, expected=len(batch)))
+            with metrics.embedding_call(self.name, len(batch)):
+                vectors.extend(self._checked(self._embed_batch(batch), expected=len(batch)))
         return vectors
 
     def embed_one(self, text: str) -> list[float]:

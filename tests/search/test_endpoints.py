@@ -285,3 +285,63 @@ def test_embedding_stats_count_by_model_and_coverage(owner_client, conversation,
 def test_search_needs_authentication(anon_client):
     assert anon_client.post("/api/search/semantic-search", {"query": "x"}, format="json").status_code == 401
     assert anon_client.get("/api/search/embedding-stats").status_code == 401
+
+
+def _embeddings_used(client):
+    response = client.get("/api/billing/usage")
+    assert response.status_code == 200
+    return response.json()["embeddings"]["used"]
+
+
+def test_embeddings_are_counted_against_the_organizations_usage(
+    owner_client, conversation, local_model, django_capture_on_commit_callbacks
+):
+    message = add_message(conversation, ADS)
+    assert _embeddings_used(owner_client) == 0
+    payload = {"message_id": str(message.id), "conversation_id": str(conversation.id)}
+    owner_client.post("/api/search/embed-and-store", payload, format="json")
+    owner_client.post("/api/search/embed-and-store", payload, format="json")  # unchanged: not counted
+    assert _embeddings_used(owner_client) == 1
+    owner_client.post("/api/search/embed-text", {"text": "budget"}, format="json")
+    assert _embeddings_used(owner_client) == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(
+            f"/api/conversations/{conversation.id}/messages", {"role": "user", "content": PARTY}, format="json"
+        )
+    assert _embeddings_used(owner_client) == 3
+
+
+def test_seed_flow_with_automatic_embedding_then_generate_embedding_and_search(
+    owner_client, local_model, django_capture_on_commit_callbacks
+):
+    """The seed's whole "Add Message & Get Context" walk-through: the message is embedded
+    automatically, so "Generate embedding" finds it done (200) and answers its id."""
+    conversation = owner_client.post(
+        "/api/conversations", {"title": "Q4 Marketing Strategy", "agent_type": "strategy"}, format="json"
+    ).json()
+    with django_capture_on_commit_callbacks(execute=True):
+        for content in ("What should be our Q4 focus?", ADS, PARTY):
+            added = owner_client.post(
+                f"/api/conversations/{conversation['id']}/messages",
+                {"role": "user", "content": content},
+                format="json",
+            )
+            assert added.status_code == 201
+    first = owner_client.get(f"/api/conversations/{conversation['id']}/messages").json()["results"][0]
+    generated = owner_client.post(
+        "/api/search/embed-and-store",
+        {"message_id": first["id"], "conversation_id": conversation["id"], "text": "What should be our Q4 focus?"},
+        format="json",
+    )
+    assert generated.status_code == 200
+    assert generated.json()["status"] == "unchanged"
+    assert MessageEmbedding.objects.get(id=generated.json()["id"]).message_id.hex == first["id"].replace("-", "")
+
+    response = owner_client.post(
+        f"/api/search/semantic-search?conversation_id={conversation['id']}",
+        {"query": "budget allocation", "limit": 5},
+        format="json",
+    )
+    assert response.status_code == 200
+    assert _contents(response)[0] == ADS
+    assert len(response.json()["results"]) == 3
