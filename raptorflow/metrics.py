@@ -50,6 +50,17 @@ EMBEDDED_TEXTS = Counter(
     "Texts embedded, by provider.",
     ["provider"],
 )
+CHAT_SECONDS = Histogram(
+    "raptorflow_chat_provider_seconds",
+    "Time of a chat provider call (a whole stream for streamed replies), by provider and outcome.",
+    ["provider", "outcome"],
+    buckets=(0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120),
+)
+CHAT_TOKENS = Counter(
+    "raptorflow_chat_tokens_total",
+    "Tokens reported by chat providers, by provider and kind (prompt, completion).",
+    ["provider", "kind"],
+)
 CHAT_FALLBACKS = Counter(
     "raptorflow_chat_fallbacks_total",
     "A chat provider failed and the next one in CHAT_PROVIDERS was tried.",
@@ -96,6 +107,15 @@ def embedding_call(provider: str, texts: int):
 def observe_search(*, mode: str, seconds: float, results: int) -> None:
     SEARCH_SECONDS.labels(mode=mode).observe(seconds)
     SEARCH_RESULTS.labels(mode=mode).observe(results)
+
+
+def observe_chat_call(provider: str | None, outcome: str, seconds: float, prompt_tokens=0, completion_tokens=0):
+    provider = provider or "unknown"
+    CHAT_SECONDS.labels(provider=provider, outcome=outcome).observe(seconds)
+    if prompt_tokens:
+        CHAT_TOKENS.labels(provider=provider, kind="prompt").inc(prompt_tokens)
+    if completion_tokens:
+        CHAT_TOKENS.labels(provider=provider, kind="completion").inc(completion_tokens)
 
 
 def count_chat_fallback(*, provider: str, reason: str) -> None:

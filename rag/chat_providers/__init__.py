@@ -16,8 +16,9 @@ from django.core.exceptions import ImproperlyConfigured
 from rag.chat_providers.base import ChatMessage, ChatProvider, ChatReply, ProviderError, StreamUsage
 from rag.chat_providers.gemini import GeminiProvider
 from rag.chat_providers.openai_compatible import OpenAIProvider, OpenRouterProvider
-from rag.metrics import observe_provider_call
 from raptorflow.errors import NotConfigured, UpstreamBadResponse, UpstreamUnavailable
+from raptorflow.metrics import count_chat_fallback
+from raptorflow.metrics import observe_chat_call as observe_provider_call
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ def complete(providers: list[ChatProvider], messages: list[ChatMessage]) -> Chat
             failures.append(exc)
             if not exc.retryable:
                 break
+            if provider is not providers[-1]:
+                count_chat_fallback(provider=provider.name, reason=exc.reason)
             continue
         elapsed = time.monotonic() - started
         observe_provider_call(provider.name, "ok", elapsed, reply.prompt_tokens, reply.completion_tokens)
@@ -139,6 +142,8 @@ class ReplyStream:
                 failures.append(exc)
                 if not exc.retryable:
                     break
+                if provider is not self._providers[-1]:
+                    count_chat_fallback(provider=provider.name, reason=exc.reason)
                 continue
             self.provider, self.model = provider.name, provider.model
             self._chunks, self._pending = chunks, first

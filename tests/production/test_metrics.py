@@ -107,3 +107,38 @@ def test_production_metrics_without_a_configured_token_are_503(anon_client, db):
 def test_a_configured_token_is_required_outside_production_too(anon_client, db):
     assert anon_client.get("/metrics").status_code == 401
     assert anon_client.get("/metrics", HTTP_AUTHORIZATION="Bearer dev-token").status_code == 200
+
+
+# --- the product's metrics, moved by real API calls ---------------------------------------
+
+
+def test_a_reply_with_a_fallback_moves_chat_latency_tokens_and_fallbacks(owner_client, org, owner, settings,
+                                                                          respx_mock, anon_client):
+    import httpx
+
+    from conversations.services import conversation_create
+    from tests.rag.conftest import GEMINI_URL, OPENAI_URL, gemini_response
+
+    settings.OPENAI_API_KEY, settings.GEMINI_API_KEY, settings.OPENROUTER_API_KEY = "sk-test", "g-test", ""
+    settings.OPENAI_BASE_URL = ""
+    settings.CHAT_PROVIDERS = ["openai", "gemini"]
+    respx_mock.post(OPENAI_URL).mock(return_value=httpx.Response(503, json={"error": {"message": "down"}}))
+    respx_mock.post(GEMINI_URL).mock(
+        return_value=httpx.Response(200, json=gemini_response("Run a 10k.", prompt_tokens=40, completion_tokens=9))
+    )
+    conversation = conversation_create(organization=org, owner=owner, title="Launch", agent_type="strategy")
+    before = scrape(anon_client)
+
+    response = owner_client.post(f"/api/conversations/{conversation.id}/reply", {"content": "Ideas?"}, format="json")
+
+    assert response.status_code == 201, response.json()
+    after = scrape(anon_client)
+
+    def moved(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("raptorflow_chat_provider_seconds_count", provider="openai", outcome="error") == 1
+    assert moved("raptorflow_chat_provider_seconds_count", provider="gemini", outcome="ok") == 1
+    assert moved("raptorflow_chat_tokens_total", provider="gemini", kind="prompt") == 40
+    assert moved("raptorflow_chat_tokens_total", provider="gemini", kind="completion") == 9
+    assert moved("raptorflow_chat_fallbacks_total", provider="openai", reason="answered HTTP 503") == 1
