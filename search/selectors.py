@@ -36,6 +36,7 @@ expression the per-model partial index is built on (search.vector_index).
 import re
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -158,6 +159,29 @@ def _exact(queryset: QuerySet, query_vector: Sequence[float], limit: int) -> lis
     return list(ranked.values(*_HIT_FIELDS)[:limit])
 
 
+@contextmanager
+def _hnsw_scan_settings(alias: str, *, ef_search: int):
+    """Iterative, wider HNSW scans for the statements run inside. SET LOCAL ends with the
+    transaction; when the caller's own transaction goes on afterwards, the settings are
+    reset so its later queries are planned normally."""
+    connection = connections[alias]
+    outer = connection.in_atomic_block
+    with transaction.atomic(using=alias), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(settings.SEARCH_HNSW_MAX_SCAN_TUPLES)}")
+        # The plan is chosen here, not by the planner: the HNSW index scan is the only way to
+        # get rows in distance order without a sort, so ruling sorts out makes it take the index.
+        cursor.execute("SET LOCAL enable_sort = off")
+        yield
+        if outer:
+            for name in _HNSW_SETTINGS:
+                cursor.execute(f"RESET {name}")
+
+
+_HNSW_SETTINGS = ("hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples", "enable_sort")
+
+
 def _hnsw(queryset: QuerySet, query_vector: Sequence[float], limit: int) -> list[dict]:
     dimensions = len(query_vector)
     # relaxed_order may return rows slightly out of order: take a few more than asked and
@@ -166,14 +190,7 @@ def _hnsw(queryset: QuerySet, query_vector: Sequence[float], limit: int) -> list
     ranked = queryset.annotate(distance=CosineDistance(hnsw_order_expression(dimensions), list(query_vector))).order_by(
         "distance"
     )
-    with transaction.atomic(using=queryset.db), connections[queryset.db].cursor() as cursor:
-        # SET LOCAL: these last until the transaction ends and never leak to the connection.
-        cursor.execute(f"SET LOCAL hnsw.ef_search = {max(int(settings.SEARCH_HNSW_EF_SEARCH), candidates)}")
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(settings.SEARCH_HNSW_MAX_SCAN_TUPLES)}")
-        # The plan is chosen here, not by the planner: the HNSW index scan is the only way to
-        # get rows in distance order without a sort, so ruling sorts out makes it take the index.
-        cursor.execute("SET LOCAL enable_sort = off")
+    with _hnsw_scan_settings(queryset.db, ef_search=max(settings.SEARCH_HNSW_EF_SEARCH, candidates)):
         rows = list(ranked.values(*_HIT_FIELDS)[:candidates])
     rows.sort(key=lambda row: (row["distance"], row["message_id"]))
     return rows[:limit]

@@ -276,3 +276,14 @@ def test_without_iterative_scans_a_filtered_hnsw_scan_loses_a_small_tenants_resu
             cursor.execute(sql, params)
             found.append(len(cursor.fetchall()))
     assert sum(found) < K * len(found) / 2
+
+
+def test_the_hnsw_settings_do_not_outlive_the_search_in_the_callers_transaction(corpus):
+    whale = corpus["whale"]
+    with transaction.atomic():
+        _search(whale, _queries(corpus)[0])
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW enable_sort")
+            assert cursor.fetchone()[0] == "on"
+            cursor.execute("SHOW hnsw.iterative_scan")
+            assert cursor.fetchone()[0] == "off"

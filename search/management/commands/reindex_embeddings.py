@@ -7,6 +7,7 @@
 2. creates NEW's partial HNSW index (CONCURRENTLY),
 3. embeds what arrived in the meantime, then switches the active model (a row in
    search.ActiveEmbeddingModel, which wins over EMBEDDING_PROVIDER / EMBEDDING_MODEL),
+   and embeds what arrived during the switch,
 4. drops the old vectors and their indexes (unless --keep-old).
 NEW's provider must be usable by this process (its API key in the environment). Set
 EMBEDDING_PROVIDER / EMBEDDING_MODEL to match afterwards so the settings say what is active.
@@ -51,6 +52,15 @@ class Command(BaseCommand):
 
         services.active_model_switch(spec=new)
         self.stdout.write(self.style.SUCCESS(f"Search now uses {new.model}."))
+        # Messages stored between the catch-up pass and the switch were embedded with the
+        # old model only; from now on new messages get the new one.
+        summary = run_backfill(provider=provider, batch_size=options["batch_size"], progress_file=self.stderr._out)
+        self.stdout.write(f"After switching: {summary.describe()}")
+        if summary.error:
+            raise CommandError(
+                f"Switched, but some messages are not embedded yet: {summary.error} "
+                "Run backfill_embeddings to finish; the old vectors were kept."
+            )
         if options["keep_old"] or old.model == new.model:
             return
         dropped = services.embeddings_drop_other_models(keep_model=new.model)
