@@ -142,3 +142,33 @@ def test_a_reply_with_a_fallback_moves_chat_latency_tokens_and_fallbacks(owner_c
     assert moved("raptorflow_chat_tokens_total", provider="gemini", kind="prompt") == 40
     assert moved("raptorflow_chat_tokens_total", provider="gemini", kind="completion") == 9
     assert moved("raptorflow_chat_fallbacks_total", provider="openai", reason="answered HTTP 503") == 1
+
+
+def test_a_message_an_embedding_and_a_search_move_their_metrics(owner_client, anon_client, settings,
+                                                                django_capture_on_commit_callbacks):
+    settings.BACKGROUND_JOBS_EAGER = True  # the new message's embedding job runs at commit
+    settings.CELERY_BROKER_URL = ""
+    settings.EMBEDDING_PROVIDER = "local"
+    conversation = owner_client.post("/api/conversations", {"title": "Ads", "agent_type": "strategy"}, format="json")
+    conversation_id = conversation.json()["id"]
+    before = scrape(anon_client)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        created = owner_client.post(f"/api/conversations/{conversation_id}/messages",
+                                    {"role": "user", "content": "How much should we spend on ads?"}, format="json")
+    embedded = owner_client.post("/api/search/embed-text", {"text": "advertising budget"}, format="json")
+    found = owner_client.post(f"/api/search/semantic-search?conversation_id={conversation_id}",
+                              {"query": "ad spend", "limit": 5}, format="json")
+
+    assert (created.status_code, embedded.status_code, found.status_code) == (201, 200, 200), found.json()
+    after = scrape(anon_client)
+
+    def moved(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    # The message's job, embed-text and the search query: three local embedding calls.
+    assert moved("raptorflow_embedding_seconds_count", provider="local", outcome="ok") == 3
+    assert moved("raptorflow_embedded_texts_total", provider="local") == 3
+    assert moved("raptorflow_background_jobs_total", task="embed_message", outcome="created") == 1
+    assert moved("raptorflow_search_seconds_count", mode="vector") == 1
+    assert moved("raptorflow_search_results_sum", mode="vector") == len(found.json()["results"]) == 1
