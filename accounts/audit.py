@@ -2,6 +2,7 @@
 it never raises into the request (an audit write failing must not fail a sign-in), but it
 runs inside the caller's transaction so a rolled-back action leaves no entry."""
 
+import ipaddress
 import logging
 
 from accounts.models import AuditLog
@@ -12,11 +13,15 @@ logger = logging.getLogger(__name__)
 def client_ip(request) -> str | None:
     if request is None:
         return None
-    # Behind Cloud Run / a reverse proxy the client is the first X-Forwarded-For hop.
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if forwarded:
-        return forwarded.split(",")[0].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
+    # The address the outermost trusted proxy saw (NUM_PROXIES; Cloud Run's front end is
+    # one), as the rate limits count it: the left-most X-Forwarded-For entries are the
+    # client's own claim and could name anyone.
+    from raptorflow.throttling import client_ip as trusted_client_ip
+
+    try:
+        return str(ipaddress.ip_address(trusted_client_ip(request)))
+    except ValueError:
+        return None
 
 
 def record(action: str, *, request=None, actor=None, organization=None, target=None, **details) -> None:

@@ -23,6 +23,20 @@ def test_failed_token_use_is_audited_with_ip_and_request_id(anon_client, db):
     assert "forged" not in str(entry.details)
 
 
+def test_the_recorded_ip_is_the_one_the_trusted_proxy_saw_not_the_clients_claim(anon_client, db, settings):
+    # Behind one proxy (Cloud Run): it appends the address it saw to what the client sent.
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    anon_client.get("/api/auth/me", HTTP_AUTHORIZATION="Bearer nope", REMOTE_ADDR="10.0.0.1",
+                    HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.50")
+    assert AuditLog.objects.get(action="auth.token_rejected").ip_address == "203.0.113.50"
+
+
+def test_without_a_trusted_proxy_a_forwarded_for_header_is_ignored(anon_client, db):
+    anon_client.get("/api/auth/me", HTTP_AUTHORIZATION="Bearer nope", REMOTE_ADDR="203.0.113.51",
+                    HTTP_X_FORWARDED_FOR="1.2.3.4")
+    assert AuditLog.objects.get(action="auth.token_rejected").ip_address == "203.0.113.51"
+
+
 def test_a_flood_of_bad_tokens_writes_one_entry_per_ip_per_window(anon_client, db):
     for _ in range(25):
         anon_client.get("/api/auth/me", HTTP_AUTHORIZATION="Bearer nope", REMOTE_ADDR="203.0.113.10")
