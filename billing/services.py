@@ -99,8 +99,11 @@ def subscription_cancel(*, organization: Organization, user, at_cycle_end: bool 
 
 def cancel_for_organization_deletion(organization) -> None:
     """Cancels the organization's live Razorpay subscription, if any, before the
-    organization is deleted. Best effort: a failure is logged (with the subscription id, for
-    an operator to cancel it in the dashboard) and never blocks the deletion."""
+    organization is deleted. Blocking: when it cannot be cancelled (Razorpay unreachable,
+    failing or refusing, or its keys not configured) the failure is logged with the
+    subscription id and re-raised (503; 502 for a refusal), so the deletion is refused and
+    nothing is deleted: a deleted organization would leave Razorpay charging for it with
+    nobody left to cancel."""
     live = selectors.live_subscription(organization)
     if live is None:
         return
@@ -108,11 +111,11 @@ def cancel_for_organization_deletion(organization) -> None:
         entity = razorpay.cancel_subscription(live.razorpay_subscription_id, at_cycle_end=False)
     except ApiError:
         logger.exception(
-            "Could not cancel Razorpay subscription %s of organization %s before its deletion; cancel it by hand",
+            "Could not cancel Razorpay subscription %s of organization %s; its deletion is refused",
             live.razorpay_subscription_id,
             organization.pk,
         )
-        return
+        raise
     apply_entity(live, entity)
     live.save()
     audit.record(

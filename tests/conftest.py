@@ -15,7 +15,8 @@ import httpx2  # noqa: E402
 
 httpx2.alias_httpx()
 
-pytest_plugins = ["respx.plugin"]
+# Billing fixtures (Razorpay keys, mocked Razorpay API, subscriptions) for every directory.
+pytest_plugins = ["respx.plugin", "tests.billing_fixtures"]
 
 import pytest  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402

@@ -2,12 +2,15 @@
 and that one organization's data never shows in another."""
 
 import pytest
+import requests
 from django.utils import timezone
 
 from accounts.models import AuditLog, Membership, Organization, Role, User
+from billing.models import Subscription, SubscriptionStatus
 from conversations.models import Conversation, Message
 from search.models import MessageEmbedding
 from tests.accounts_orgs.conftest import bearer, make_conversation, personal_org, rows_pointing_at
+from tests.billing_fixtures import cancel_url, subscription_entity
 from tests.conftest import make_client
 
 pytestmark = pytest.mark.django_db
@@ -102,11 +105,14 @@ def test_after_switching_the_previous_organizations_conversations_are_out_of_rea
 
 
 def test_deleting_my_account_removes_me_my_personal_organization_and_my_data_everywhere(
-    monkeypatch, owner, org, teammate, teammate_client, anon_client
+    owner, org, teammate, teammate_client, anon_client, make_subscription, razorpay_keys, rzp
 ):
-    cancelled = []
-    monkeypatch.setattr("billing.services.cancel_for_organization_deletion", lambda o: cancelled.append(o.pk))
     personal = personal_org(teammate)
+    make_subscription(organization=personal, sub_id="sub_TomPersonal01")
+    make_subscription(organization=org, sub_id="sub_TheTeam00001")
+    cancel = rzp.post(
+        cancel_url("sub_TomPersonal01"), json=subscription_entity("sub_TomPersonal01", status="cancelled")
+    )
     team_conversation = make_conversation(org, teammate, title="Mine in the team", messages=2)
     personal_conversation = make_conversation(personal, teammate, title="Mine alone", messages=2)
     for message in Message.objects.filter(owner=teammate):
@@ -120,7 +126,10 @@ def test_deleting_my_account_removes_me_my_personal_organization_and_my_data_eve
     assert response.status_code == 204
     assert not User.objects.filter(id=teammate_id).exists()
     assert not Organization.objects.filter(id=personal_id).exists()
-    assert cancelled == [personal_id]
+    # Only the subscription of the organization deleted with the account was cancelled.
+    assert cancel.call_count == 1
+    assert len(rzp.calls) == 1
+    assert Subscription.objects.filter(organization=org, status=SubscriptionStatus.ACTIVE).exists()
     # No row anywhere still points at the user or their personal organization.
     assert rows_pointing_at(User, teammate_id) == {}
     assert rows_pointing_at(Organization, personal_id) == {}
@@ -144,10 +153,15 @@ def test_deleting_my_account_removes_me_my_personal_organization_and_my_data_eve
     assert refreshed.status_code == 401
 
 
-def test_the_last_owner_of_a_shared_organization_must_hand_over_first(monkeypatch, owner, owner_client, teammate, org):
-    cancelled = []
-    monkeypatch.setattr("billing.services.cancel_for_organization_deletion", lambda o: cancelled.append(o.pk))
+def test_the_last_owner_of_a_shared_organization_must_hand_over_first(
+    owner, owner_client, teammate, org, make_subscription, razorpay_keys, rzp
+):
     make_conversation(org, owner)
+    # A solo organization of theirs with a live subscription: refused before anything,
+    # its subscription is not cancelled either.
+    side = Organization.objects.create(name="Side project")
+    Membership.objects.create(organization=side, user=owner, role=Role.OWNER)
+    subscription = make_subscription(organization=side, sub_id="sub_SideProject1")
 
     response = owner_client.delete("/api/auth/me")
 
@@ -158,8 +172,34 @@ def test_the_last_owner_of_a_shared_organization_must_hand_over_first(monkeypatc
     assert User.objects.filter(id=owner.id).exists()
     assert Membership.objects.filter(user=owner, organization=org, role=Role.OWNER).exists()
     assert Conversation.objects.filter(owner=owner).count() == 1
-    assert cancelled == []
+    assert len(rzp.calls) == 0
+    subscription.refresh_from_db()
+    assert subscription.status == SubscriptionStatus.ACTIVE
+    assert Organization.objects.filter(id=side.id).exists()
     assert not AuditLog.objects.filter(action="account.delete").exists()
+
+
+def test_an_uncancellable_subscription_refuses_the_account_deletion_and_deletes_nothing(
+    teammate, teammate_client, org, make_subscription, razorpay_keys, rzp
+):
+    personal = personal_org(teammate)
+    subscription = make_subscription(organization=personal, sub_id="sub_TomPersonal01")
+    make_conversation(personal, teammate, title="Mine alone")
+    cancel = rzp.post(cancel_url("sub_TomPersonal01"), body=requests.exceptions.ConnectTimeout("no answer"))
+
+    response = teammate_client.delete("/api/auth/me")
+
+    assert response.status_code == 503
+    assert cancel.call_count == 1
+    assert User.objects.filter(id=teammate.id).exists()
+    assert Organization.objects.filter(id=personal.id).exists()
+    assert Membership.objects.filter(user=teammate, organization=org).exists()
+    assert Conversation.objects.filter(owner=teammate, organization=personal).count() == 1
+    subscription.refresh_from_db()
+    assert subscription.status == SubscriptionStatus.ACTIVE
+    assert not AuditLog.objects.filter(action__in=["account.delete", "organization.delete"]).exists()
+    # Still signed in: nothing was revoked.
+    assert teammate_client.get("/api/auth/me").status_code == 200
 
 
 def test_after_handing_over_the_owner_may_delete_their_account(owner, owner_client, teammate, org):

@@ -1,10 +1,15 @@
+import json
+
 import pytest
+import responses
 from allauth.socialaccount.models import SocialAccount
 from django.test import Client
 
 from accounts.models import AuditLog, DomainClaim, Invitation, Membership, Organization, Role, User
 from accounts.services import workspace_domain_join
+from billing.models import SubscriptionStatus
 from tests.accounts_orgs.conftest import new_user
+from tests.billing_fixtures import cancel_url, subscription_entity
 
 pytestmark = pytest.mark.django_db
 
@@ -91,18 +96,38 @@ def test_the_audit_log_is_read_only(site):
     assert entry.action == "test.entry"
 
 
-def test_deleting_an_organization_in_the_admin_cancels_its_subscription_first(monkeypatch, site, operator, org):
-    cancelled = []
-    monkeypatch.setattr("billing.services.cancel_for_organization_deletion", lambda o: cancelled.append(o.pk))
+def test_deleting_an_organization_in_the_admin_cancels_its_subscription_first(
+    site, operator, org, make_subscription, razorpay_keys, rzp
+):
+    subscription = make_subscription(status=SubscriptionStatus.ACTIVE)
+    org_id = org.id
+    existed_at_cancellation = []
+
+    def cancel(request):
+        existed_at_cancellation.append(Organization.objects.filter(id=org_id).exists())
+        return 200, {}, json.dumps(subscription_entity(subscription.razorpay_subscription_id, status="cancelled"))
+
+    rzp.add_callback(responses.POST, cancel_url(subscription.razorpay_subscription_id), callback=cancel)
+
+    response = site.post(f"/admin/accounts/organization/{org_id}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert existed_at_cancellation == [True]
+    assert json.loads(rzp.calls[0].request.body) == {"cancel_at_cycle_end": 0}
+    assert not Organization.objects.filter(id=org_id).exists()
+    assert AuditLog.objects.get(action="billing.cancel").details["reason"] == "organization_deleted"
+    entry = AuditLog.objects.get(action="organization.delete")
+    assert (entry.actor_id, entry.details["reason"]) == (operator.id, "operator")
+
+
+def test_deleting_an_organization_without_subscription_in_the_admin_calls_no_one(site, operator, org, rzp):
     org_id = org.id
 
     response = site.post(f"/admin/accounts/organization/{org_id}/delete/", {"post": "yes"})
 
     assert response.status_code == 302
-    assert cancelled == [org_id]
+    assert len(rzp.calls) == 0
     assert not Organization.objects.filter(id=org_id).exists()
-    entry = AuditLog.objects.get(action="organization.delete")
-    assert (entry.actor_id, entry.details["reason"]) == (operator.id, "operator")
 
 
 def test_the_admin_does_not_delete_the_last_owner_of_a_shared_organization(site, owner, teammate):

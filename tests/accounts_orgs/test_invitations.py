@@ -1,6 +1,6 @@
 import hashlib
 import re
-import smtplib
+import socket
 from datetime import timedelta
 
 import pytest
@@ -144,17 +144,21 @@ def test_invitation_input_is_validated(owner_client, payload, field):
     assert not Invitation.objects.exists()
 
 
-def test_a_failed_email_keeps_no_invitation(owner_client, monkeypatch):
-    def refuse(**kwargs):
-        raise smtplib.SMTPServerDisconnected("gone")
+def test_a_failed_email_keeps_no_invitation(owner_client, settings):
+    # A real SMTP send to a loopback port nothing listens on: the connection is refused.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed_port:
+        closed_port.bind(("127.0.0.1", 0))
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = closed_port.getsockname()
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        settings.EMAIL_TIMEOUT = 5
 
-    monkeypatch.setattr("accounts.services.send_mail", refuse)
-
-    response = owner_client.post(INVITATIONS, {"email": "nina@acme.test"}, format="json")
+        response = owner_client.post(INVITATIONS, {"email": "nina@acme.test"}, format="json")
 
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "email_unavailable"
     assert not Invitation.objects.exists()
+    assert not AuditLog.objects.filter(action="invitation.create").exists()
 
 
 def test_list_shows_each_invitation_with_its_status_and_filters_by_it(owner_client, admin_client, invitee):

@@ -1,9 +1,14 @@
+import json
 import uuid
 
 import pytest
+import requests
+import responses
 
 from accounts.models import AuditLog, Membership, Organization, Role
+from billing.models import SubscriptionStatus
 from tests.accounts_orgs.conftest import bearer, join, new_user, personal_org
+from tests.billing_fixtures import cancel_url, subscription_entity
 from tests.conftest import make_client
 
 pytestmark = pytest.mark.django_db
@@ -183,22 +188,24 @@ def test_switch_needs_a_token(anon_client, org):
 
 
 def test_owner_deletes_the_organization_after_cancelling_its_subscription(
-    monkeypatch, owner, owner_client, teammate, teammate_client, org
+    owner, owner_client, teammate, teammate_client, org, make_subscription, razorpay_keys, rzp
 ):
+    subscription = make_subscription(status=SubscriptionStatus.ACTIVE)
     cancelled = []
-    monkeypatch.setattr(
-        "billing.services.cancel_for_organization_deletion",
-        lambda organization: cancelled.append(
-            (organization.pk, Organization.objects.filter(pk=organization.pk).exists())
-        ),
-    )
+
+    def cancel(request):
+        cancelled.append((json.loads(request.body), Organization.objects.filter(pk=org.pk).exists()))
+        return 200, {}, json.dumps(subscription_entity(subscription.razorpay_subscription_id, status="cancelled"))
+
+    rzp.add_callback(responses.POST, cancel_url(subscription.razorpay_subscription_id), callback=cancel)
     org_id = org.id
 
     response = owner_client.delete("/api/organizations/current")
 
     assert response.status_code == 204
-    # Cancelled first, while the organization still existed.
-    assert cancelled == [(org_id, True)]
+    # Cancelled at once (not at the cycle end) first, while the organization still existed.
+    assert cancelled == [({"cancel_at_cycle_end": 0}, True)]
+    assert AuditLog.objects.get(action="billing.cancel").details["reason"] == "organization_deleted"
     assert not Organization.objects.filter(id=org_id).exists()
     assert not Membership.objects.filter(organization_id=org_id).exists()
     entry = AuditLog.objects.get(action="organization.delete")
@@ -224,18 +231,23 @@ def test_only_an_owner_deletes_the_organization(request, org, who):
     assert Organization.objects.filter(id=org.id).exists()
 
 
-def test_a_failed_subscription_cancellation_deletes_nothing(monkeypatch, owner_client, org):
-    from raptorflow.errors import UpstreamUnavailable
-
-    def refuse(organization):
-        raise UpstreamUnavailable("Razorpay is down.")
-
-    monkeypatch.setattr("billing.services.cancel_for_organization_deletion", refuse)
+def test_a_failed_subscription_cancellation_deletes_nothing(
+    owner_client, teammate, org, make_subscription, razorpay_keys, rzp
+):
+    subscription = make_subscription(status=SubscriptionStatus.ACTIVE)
+    cancel = rzp.post(
+        cancel_url(subscription.razorpay_subscription_id), body=requests.exceptions.ConnectionError("Razorpay is down")
+    )
 
     response = owner_client.delete("/api/organizations/current")
 
     assert response.status_code == 503
+    assert response.json()["error"]["code"] == "upstream_unavailable"
+    assert cancel.call_count == 1
     assert Organization.objects.filter(id=org.id).exists()
+    assert Membership.objects.filter(organization=org, user=teammate).exists()
+    subscription.refresh_from_db()
+    assert subscription.status == SubscriptionStatus.ACTIVE
     assert not AuditLog.objects.filter(action="organization.delete").exists()
 
 

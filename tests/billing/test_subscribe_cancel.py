@@ -9,7 +9,7 @@ import requests
 
 from accounts.models import AuditLog
 from billing.models import Subscription, SubscriptionStatus
-from tests.billing.conftest import KEY_ID, PRO_PLAN_ID, RAZORPAY_API, TEAM_PLAN_ID, razorpay_error, subscription_entity
+from tests.billing_fixtures import KEY_ID, PRO_PLAN_ID, RAZORPAY_API, TEAM_PLAN_ID, razorpay_error, subscription_entity
 
 pytestmark = pytest.mark.django_db
 

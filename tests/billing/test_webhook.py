@@ -8,7 +8,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import AuditLog
 from billing.models import Subscription, SubscriptionStatus, WebhookEvent
-from tests.billing.conftest import KEY_SECRET, TEAM_PLAN_ID, event_body, sign, subscription_entity
+from tests.billing.conftest import event_body, sign
+from tests.billing_fixtures import KEY_SECRET, TEAM_PLAN_ID, subscription_entity
 
 pytestmark = pytest.mark.django_db
 

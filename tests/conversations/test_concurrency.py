@@ -10,10 +10,19 @@ from django.db import connection
 
 from conversations.models import Conversation, Message
 from conversations.services import conversation_add_usage
+from raptorflow import jobs
 from tests.conftest import make_client
 
 THREADS = 10
 MESSAGES_PER_THREAD = 3
+
+
+@pytest.fixture(autouse=True)
+def _background_jobs_finish_within_the_test(transactional_db):
+    """Every committed message schedules its real embedding job on the in-process worker;
+    they all finish before the database is flushed for the next test."""
+    yield
+    jobs.in_process_worker().wait_until_idle()
 
 
 def run_in_threads(target, count):
@@ -40,7 +49,7 @@ def run_in_threads(target, count):
     return outcomes
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_posts_get_sequences_exactly_1_to_n(owner, org, make_conversation):
     conversation = make_conversation()
     clients = [make_client(owner, org) for _ in range(THREADS)]
@@ -66,7 +75,7 @@ def test_concurrent_posts_get_sequences_exactly_1_to_n(owner, org, make_conversa
     assert row.last_message_at == newest.created_at
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_retries_with_one_idempotency_key_store_one_message(owner, org, make_conversation):
     conversation = make_conversation()
     clients = [make_client(owner, org) for _ in range(THREADS)]
@@ -86,7 +95,7 @@ def test_concurrent_retries_with_one_idempotency_key_store_one_message(owner, or
     assert Conversation.objects.get(pk=conversation.pk).message_count == 1
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_usage_increments_are_never_lost(make_conversation):
     conversation = make_conversation()
 
@@ -104,7 +113,7 @@ def test_concurrent_usage_increments_are_never_lost(make_conversation):
     }
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_delete_racing_with_posts_leaves_no_orphan_messages(owner, org, make_conversation):
     conversation = make_conversation(messages=3)
     clients = [make_client(owner, org) for _ in range(THREADS)]

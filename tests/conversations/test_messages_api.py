@@ -1,12 +1,16 @@
 """POST/GET /api/conversations/{id}/messages and GET .../messages/recent, and the
 message_create / conversation_add_usage services other apps call."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.conf import settings
 
+from billing.models import Usage
 from conversations import services
 from conversations.models import Conversation, Message
-from raptorflow.errors import Conflict, PaymentRequired
+from raptorflow.errors import Conflict
+from search.models import MessageEmbedding
 from tests.conversations.helpers import error_fields, snapshot
 
 MESSAGE_FIELDS = {"id", "conversation_id", "role", "content", "metadata", "sequence", "created_at"}
@@ -117,60 +121,96 @@ def test_post_message_rejects_bad_input_naming_the_field(owner_client, conversat
     assert snapshot(conversation) == before
 
 
-def test_post_message_past_the_quota_is_402_and_writes_nothing(owner_client, conversation, monkeypatch):
-    def over_quota(organization, count=1):
-        raise PaymentRequired("Monthly message quota reached.", limit=100, resets_at="2026-12-01T00:00:00Z")
+def first_of_next_month_utc() -> datetime:
+    now = datetime.now(UTC)
+    return datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
 
-    monkeypatch.setattr("billing.quotas.reserve_messages", over_quota)
+
+def messages_used(organization) -> int:
+    return sum(Usage.objects.filter(organization=organization).values_list("messages", flat=True))
+
+
+def test_post_message_past_the_quota_is_402_and_writes_nothing(owner_client, conversation, org, settings):
+    # The conversation's two messages used the whole (free plan) quota.
+    settings.FREE_PLAN_MESSAGES = 2
     before = snapshot(conversation)
 
     response = post_message(owner_client, conversation)
 
     assert response.status_code == 402
     error = response.json()["error"]
-    assert (error["code"], error["limit"]) == ("quota_exceeded", 100)
+    assert (error["code"], error["limit"], error["quota"]) == ("quota_exceeded", 2, "messages")
+    assert datetime.fromisoformat(error["resets_at"]) == first_of_next_month_utc()
     assert snapshot(conversation) == before
+    assert messages_used(org) == 2
 
 
 def test_posting_a_message_reserves_one_message_of_the_organizations_quota(
-    owner_client, conversation, org, monkeypatch
+    owner_client, conversation, org, outsider, settings
 ):
-    reserved = []
-    monkeypatch.setattr(
-        "billing.quotas.reserve_messages", lambda organization, count=1: reserved.append((organization, count))
-    )
+    settings.FREE_PLAN_MESSAGES = 3
+    assert messages_used(org) == 2
 
-    post_message(owner_client, conversation)
+    assert post_message(owner_client, conversation).status_code == 201
 
-    assert reserved == [(org, 1)]
+    assert messages_used(org) == 3
+    assert messages_used(outsider.default_organization) == 0
+    # That was the last one of the period.
+    assert post_message(owner_client, conversation).status_code == 402
 
 
-def test_message_embedding_is_scheduled_after_commit(
-    owner_client, conversation, monkeypatch, django_capture_on_commit_callbacks
+@pytest.fixture
+def eager_local_embeddings(settings):
+    """Background jobs run synchronously when the transaction commits, with the real local
+    embedding model."""
+    settings.BACKGROUND_JOBS_EAGER = True
+    settings.CELERY_BROKER_URL = ""
+    settings.EMBEDDING_PROVIDER = "local"
+    settings.EMBEDDING_MODEL = ""
+    settings.EMBEDDING_DIMENSIONS = 0
+
+
+def test_a_posted_message_is_embedded_once_its_transaction_commits(
+    owner_client, conversation, eager_local_embeddings, django_capture_on_commit_callbacks
 ):
-    scheduled = []
-    monkeypatch.setattr(services, "schedule_message_embedding", scheduled.append)
-
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    with django_capture_on_commit_callbacks(execute=True):
         response = post_message(owner_client, conversation)
 
     assert response.status_code == 201
-    assert len(callbacks) == 1
-    assert [str(message_id) for message_id in scheduled] == [response.json()["id"]]
+    embedding = MessageEmbedding.objects.get(message_id=response.json()["id"])
+    assert (embedding.conversation_id, embedding.organization_id, embedding.owner_id) == (
+        conversation.id,
+        conversation.organization_id,
+        conversation.owner_id,
+    )
+    assert embedding.dimensions == len(embedding.embedding) > 0
+    # Only the new message: the conversation's earlier ones were stored without a commit.
+    assert MessageEmbedding.objects.count() == 1
+
+
+def test_a_posted_message_is_not_embedded_before_its_transaction_commits(
+    owner_client, conversation, eager_local_embeddings
+):
+    # Inside the test's transaction, on-commit callbacks never run.
+    response = post_message(owner_client, conversation)
+
+    assert response.status_code == 201
+    assert Message.objects.filter(pk=response.json()["id"]).exists()
+    assert not MessageEmbedding.objects.exists()
 
 
 def test_refused_message_schedules_no_embedding(
-    owner_client, conversation, monkeypatch, django_capture_on_commit_callbacks
+    owner_client, conversation, settings, eager_local_embeddings, django_capture_on_commit_callbacks
 ):
-    scheduled = []
-    monkeypatch.setattr(services, "schedule_message_embedding", scheduled.append)
-
-    with django_capture_on_commit_callbacks(execute=True):
-        post_message(owner_client, conversation, {"role": "user", "content": ""})
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert post_message(owner_client, conversation, {"role": "user", "content": ""}).status_code == 400
+        settings.FREE_PLAN_MESSAGES = 2
+        assert post_message(owner_client, conversation).status_code == 402
         Conversation.objects.filter(pk=conversation.pk).update(status="archived")
-        post_message(owner_client, conversation)
+        assert post_message(owner_client, conversation).status_code == 409
 
-    assert scheduled == []
+    assert callbacks == []
+    assert not MessageEmbedding.objects.exists()
 
 
 # --- Idempotency-Key -------------------------------------------------------------------
@@ -189,15 +229,17 @@ def test_repeated_idempotency_key_returns_the_first_message_and_creates_nothing(
     assert Conversation.objects.get(pk=conversation.pk).message_count == 1
 
 
-def test_idempotent_repeat_is_not_counted_against_the_quota(owner_client, make_conversation, monkeypatch):
+def test_idempotent_repeat_is_not_counted_against_the_quota(owner_client, make_conversation, org, settings):
     conversation = make_conversation()
-    reserved = []
-    monkeypatch.setattr("billing.quotas.reserve_messages", lambda organization, count=1: reserved.append(count))
+    settings.FREE_PLAN_MESSAGES = 1
 
-    post_message(owner_client, conversation, **{"Idempotency-Key": "once"})
-    post_message(owner_client, conversation, **{"Idempotency-Key": "once"})
+    first = post_message(owner_client, conversation, **{"Idempotency-Key": "once"})
+    # The quota is used up, yet the repeat is answered: it stores nothing new.
+    repeat = post_message(owner_client, conversation, **{"Idempotency-Key": "once"})
 
-    assert reserved == [1]
+    assert (first.status_code, repeat.status_code) == (201, 200)
+    assert repeat.json() == first.json()
+    assert messages_used(org) == 1
 
 
 def test_different_idempotency_keys_create_different_messages(owner_client, make_conversation):
