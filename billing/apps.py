@@ -1,6 +1,14 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "billing"
+
+    def ready(self):
+        from billing.catalogue import seed_after_migrate
+
+        # Test runs flush the database between transactional tests; the plan catalogue
+        # (reference data, like content types) comes back with post_migrate.
+        post_migrate.connect(seed_after_migrate, sender=self, dispatch_uid="billing.seed_plans")

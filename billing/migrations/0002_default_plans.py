@@ -4,38 +4,11 @@ subscribe. The free plan's empty quotas follow the FREE_PLAN_* settings."""
 
 from django.db import migrations
 
-PLANS = [
-    {
-        "code": "free",
-        "name": "Free",
-        "description": "For trying RaptorFlow out.",
-        "price_paise": 0,
-    },
-    {
-        "code": "pro",
-        "name": "Pro",
-        "description": "For a marketer using RaptorFlow every day.",
-        "price_paise": 99_900,
-        "message_quota": 10_000,
-        "reply_token_quota": 2_000_000,
-        "embedding_quota": 20_000,
-    },
-    {
-        "code": "team",
-        "name": "Team",
-        "description": "For a marketing team sharing one organization.",
-        "price_paise": 299_900,
-        "message_quota": 50_000,
-        "reply_token_quota": 10_000_000,
-        "embedding_quota": 100_000,
-    },
-]
+from billing.catalogue import PLANS, ensure_default_plans
 
 
 def create_plans(apps, schema_editor):
-    Plan = apps.get_model("billing", "Plan")
-    for plan in PLANS:
-        Plan.objects.get_or_create(code=plan["code"], defaults=plan)
+    ensure_default_plans(apps.get_model("billing", "Plan"))
 
 
 def remove_plans(apps, schema_editor):

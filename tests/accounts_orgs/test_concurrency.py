@@ -35,7 +35,7 @@ def run_together(*calls) -> list:
 
 
 @pytest.fixture
-def two_owners(transactional_db, django_db_serialized_rollback):
+def two_owners(transactional_db):
     # Serialized rollback like every transactional test of the suite: a plain flush would
     # recreate the content types under new ids, which a later serialized test cannot restore.
     first = new_user("first@acme.test")

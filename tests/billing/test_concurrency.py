@@ -38,7 +38,7 @@ def run_together(target, count):
     return outcomes
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("existing_row", [True, False], ids=["row-exists", "first-of-period"])
 def test_at_quota_minus_one_exactly_one_concurrent_reservation_succeeds(org, existing_row):
     limit = THREADS if existing_row else 1
@@ -64,7 +64,7 @@ def test_at_quota_minus_one_exactly_one_concurrent_reservation_succeeds(org, exi
     assert Usage.objects.filter(organization=org).count() == 1
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_recording_loses_no_count(org):
     def record():
         quotas.record_embeddings(org, 3)

@@ -49,7 +49,7 @@ def run_in_threads(target, count):
     return outcomes
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_posts_get_sequences_exactly_1_to_n(owner, org, make_conversation):
     conversation = make_conversation()
     clients = [make_client(owner, org) for _ in range(THREADS)]
@@ -75,7 +75,7 @@ def test_concurrent_posts_get_sequences_exactly_1_to_n(owner, org, make_conversa
     assert row.last_message_at == newest.created_at
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_retries_with_one_idempotency_key_store_one_message(owner, org, make_conversation):
     conversation = make_conversation()
     clients = [make_client(owner, org) for _ in range(THREADS)]
@@ -95,7 +95,7 @@ def test_concurrent_retries_with_one_idempotency_key_store_one_message(owner, or
     assert Conversation.objects.get(pk=conversation.pk).message_count == 1
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_usage_increments_are_never_lost(make_conversation):
     conversation = make_conversation()
 
@@ -113,7 +113,7 @@ def test_concurrent_usage_increments_are_never_lost(make_conversation):
     }
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_delete_racing_with_posts_leaves_no_orphan_messages(owner, org, make_conversation):
     conversation = make_conversation(messages=3)
     clients = [make_client(owner, org) for _ in range(THREADS)]
