@@ -10,10 +10,43 @@ The audit log is read-only here.
 from allauth.socialaccount.models import SocialAccount
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.http import HttpResponseRedirect
 from rest_framework.exceptions import APIException
 
 from accounts import services
 from accounts.models import AuditLog, DomainClaim, Invitation, Membership, Organization, User
+
+
+class ServiceDeleteMixin:
+    """Deletion through a service that may refuse (last owner, a subscription Razorpay
+    would not cancel): the refusal is shown to the operator instead of a server error,
+    and the admin's "deleted successfully" message is not sent."""
+
+    def delete_through_service(self, request, obj) -> bool:
+        try:
+            self.service_delete(request, obj)
+        except APIException as exc:
+            self.message_user(request, f"{obj}: {exc.detail}", messages.ERROR)
+            request._service_delete_refused = True
+            return False
+        return True
+
+    def delete_model(self, request, obj):
+        self.delete_through_service(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_through_service(request, obj)
+
+    def response_delete(self, request, obj_display, obj_id):
+        if getattr(request, "_service_delete_refused", False):
+            return HttpResponseRedirect(request.path.rsplit("/delete/", 1)[0] + "/change/")
+        return super().response_delete(request, obj_display, obj_id)
+
+    def message_user(self, request, message, level=messages.INFO, *args, **kwargs):
+        if getattr(request, "_service_delete_refused", False) and level == messages.SUCCESS:
+            return None
+        return super().message_user(request, message, level, *args, **kwargs)
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -47,7 +80,7 @@ class SocialAccountInline(ReadOnlyInline):
 
 
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):
+class UserAdmin(ServiceDeleteMixin, admin.ModelAdmin):
     list_display = ["email", "name", "is_active", "is_staff", "date_joined"]
     list_filter = ["is_active", "is_staff", "is_superuser"]
     search_fields = ["email", "name"]
@@ -82,7 +115,7 @@ class UserAdmin(admin.ModelAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
-    def delete_model(self, request, obj):
+    def service_delete(self, request, obj):
         services.account_delete(user=obj, request=request)
 
     @admin.action(description="Delete the selected accounts (as their owners would)", permissions=["delete"])
@@ -124,7 +157,7 @@ class DomainClaimInline(ReadOnlyInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(ServiceDeleteMixin, admin.ModelAdmin):
     list_display = ["name", "is_personal", "member_count", "created_at"]
     list_filter = ["is_personal"]
     search_fields = ["name", "memberships__user__email", "domain_claims__domain"]
@@ -139,12 +172,8 @@ class OrganizationAdmin(admin.ModelAdmin):
     def member_count(self, organization):
         return organization.member_total
 
-    def delete_model(self, request, obj):
+    def service_delete(self, request, obj):
         services.unscoped_organization_delete(organization=obj, operator=request.user, request=request)
-
-    def delete_queryset(self, request, queryset):
-        for organization in queryset:
-            self.delete_model(request, organization)
 
 
 @admin.register(Membership)

@@ -130,6 +130,24 @@ def test_deleting_an_organization_without_subscription_in_the_admin_calls_no_one
     assert not Organization.objects.filter(id=org_id).exists()
 
 
+def test_a_refused_cancellation_keeps_the_organization_and_tells_the_operator(
+    site, operator, org, make_subscription, razorpay_keys, rzp
+):
+    import requests
+
+    subscription = make_subscription(status=SubscriptionStatus.ACTIVE)
+    rzp.add(responses.POST, cancel_url(subscription.razorpay_subscription_id), body=requests.ConnectionError("down"))
+
+    response = site.post(f"/admin/accounts/organization/{org.id}/delete/", {"post": "yes"}, follow=True)
+
+    assert response.status_code == 200
+    shown = [str(message) for message in response.context["messages"]]
+    assert any("Razorpay" in message for message in shown), shown
+    assert not any("deleted successfully" in message for message in shown)
+    assert Organization.objects.filter(id=org.id).exists()
+    assert not AuditLog.objects.filter(action="organization.delete").exists()
+
+
 def test_the_admin_does_not_delete_the_last_owner_of_a_shared_organization(site, owner, teammate):
     assert site.get(f"/admin/accounts/user/{owner.id}/delete/").status_code == 403
 
