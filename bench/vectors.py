@@ -47,6 +47,7 @@ def setup_django(database_url: str):
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)
 
 
 def org_sizes(rows: int, rng) -> list[int]:
