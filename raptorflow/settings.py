@@ -195,7 +195,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workers log through LOGGING below (JSON in production, with the job's request id).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-BACKGROUND_JOBS_EAGER = env_bool("BACKGROUND_JOBS_EAGER", False)
+# Tests run jobs synchronously after commit: a worker thread left running would race the
+# test database's teardown and other tests.
+BACKGROUND_JOBS_EAGER = env_bool("BACKGROUND_JOBS_EAGER", TESTING)
 
 # --- Auth ------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

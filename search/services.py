@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import Organization
 from billing import quotas
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from search.models import ActiveEmbeddingModel, MessageEmbedding, SearchExclusion
 from search.providers import EmbeddingProvider, get_embedding_provider
 
@@ -87,9 +87,11 @@ def embeddings_store(
     vectors = dict(zip(todo, provider.embed([texts[message_id] for message_id in todo]), strict=True)) if todo else {}
 
     with transaction.atomic():
-        # Locking the messages orders us with a concurrent embedding_delete (which takes the
-        # same lock): either it excluded the message before (we skip it) or it runs after.
-        alive = set(Message.objects.select_for_update(no_key=True).filter(id__in=wanted).values_list("id", flat=True))
+        # Either a concurrent embedding_delete excluded a message before (we skip it) or it
+        # runs after us; a deleted conversation or message is simply skipped.
+        alive = _lock_messages(
+            conversation_ids={messages[message_id].conversation_id for message_id in wanted}, message_ids=wanted
+        )
         if on_purpose:
             SearchExclusion.objects.filter(message_id__in=alive).delete()
         else:
@@ -154,6 +156,28 @@ def embeddings_store(
     return result
 
 
+def _lock_messages(*, conversation_ids, message_ids) -> set[UUID]:
+    """Row locks every writer of embeddings takes, always in this order: the conversations
+    (FOR KEY SHARE), then the messages (FOR NO KEY UPDATE), each sorted by id. Deleting a
+    conversation (conversations.services) locks its row FOR UPDATE before it deletes
+    anything, so either it waits for us or we wait for it, never both at once (a deadlock).
+    Returns the ids of the messages that still exist."""
+    if not message_ids:
+        return set()
+    table = connection.ops.quote_name(Conversation._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE",  # noqa: S608 (table name only)
+            [sorted(conversation_ids)],
+        )
+    return set(
+        Message.objects.select_for_update(no_key=True)
+        .filter(id__in=list(message_ids))
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
 def _excluded(message_ids) -> list[UUID]:
     return list(SearchExclusion.objects.filter(message_id__in=list(message_ids)).values_list("message_id", flat=True))
 
@@ -180,9 +204,9 @@ def embedding_delete(*, embedding: MessageEmbedding) -> None:
     """Deletes the message's vectors (of every model, so a reindex in progress does not
     bring it back) and takes the message out of search until it is embedded again on
     purpose."""
-    message = Message.objects.select_for_update(no_key=True).filter(pk=embedding.message_id).first()
-    if message is None:
+    if not _lock_messages(conversation_ids=[embedding.conversation_id], message_ids=[embedding.message_id]):
         return
+    message = Message.objects.get(pk=embedding.message_id)
     MessageEmbedding.objects.filter(message_id=message.pk).delete()
     SearchExclusion.objects.get_or_create(
         message=message, defaults={"organization_id": message.organization_id, "owner_id": message.owner_id}

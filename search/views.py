@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from conversations.models import Conversation, Message
 from raptorflow.api import TenantAPIView
+from raptorflow.openapi import error_responses
 from search import selectors, services
 from search.models import MessageEmbedding
 from search.providers import get_embedding_provider
@@ -71,7 +72,7 @@ class EmbedTextView(SearchAPIView):
     @extend_schema(
         operation_id="search_embed_text",
         request=EmbedTextInputSerializer,
-        responses={200: EmbedTextOutputSerializer},
+        responses={200: EmbedTextOutputSerializer, **error_responses(502, 503)},
         tags=TAGS,
         description="The vector of a text with the active embedding model (nothing is stored).",
     )
@@ -85,7 +86,7 @@ class EmbedAndStoreView(SearchAPIView):
     @extend_schema(
         operation_id="search_embed_and_store",
         request=EmbedAndStoreInputSerializer,
-        responses={201: EmbeddingSerializer, 200: EmbeddingSerializer},
+        responses={201: EmbeddingSerializer, 200: EmbeddingSerializer, **error_responses(404, 502, 503)},
         tags=TAGS,
         description=(
             "Embeds one of the caller's messages (its content, or `text`) and stores the vector: 201 when "
@@ -114,7 +115,7 @@ class SemanticSearchView(SearchAPIView):
             )
         ],
         request=SemanticSearchInputSerializer,
-        responses={200: SearchResultsSerializer},
+        responses={200: SearchResultsSerializer, **error_responses(404, 502, 503)},
         tags=TAGS,
         description="The caller's messages most similar to `query`, best first.",
     )
@@ -134,7 +135,7 @@ class GlobalSemanticSearchView(SearchAPIView):
     @extend_schema(
         operation_id="search_semantic_search_global",
         parameters=[GlobalSearchQuerySerializer],
-        responses={200: SearchResultsSerializer},
+        responses={200: SearchResultsSerializer, **error_responses(502, 503)},
         tags=TAGS,
         description="The most similar messages across all of the caller's own conversations.",
     )
@@ -175,7 +176,7 @@ class BatchEmbedView(SearchAPIView):
     @extend_schema(
         operation_id="search_batch_embed",
         request=BatchEmbedInputSerializer,
-        responses={200: BatchEmbedOutputSerializer},
+        responses={200: BatchEmbedOutputSerializer, **error_responses(404, 502, 503)},
         tags=TAGS,
         description=(
             "Embeds up to 256 of the caller's messages (`message_ids`, on purpose: also those taken out of "

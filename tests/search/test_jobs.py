@@ -128,7 +128,7 @@ def test_with_a_broker_the_job_is_enqueued_for_celery_after_commit(
     assert not MessageEmbedding.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_without_a_broker_the_job_runs_on_the_in_process_worker_thread(settings, monkeypatch, owner, org, local_model):
     settings.BACKGROUND_JOBS_EAGER = False
     ran_on = []
@@ -148,7 +148,7 @@ def test_without_a_broker_the_job_runs_on_the_in_process_worker_thread(settings,
     assert MessageEmbedding.objects.filter(message_id=response.json()["id"]).exists()
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_the_in_process_worker_retries_a_provider_outage(settings, monkeypatch, respx_mock, owner, org):
     settings.BACKGROUND_JOBS_EAGER = False
     settings.EMBEDDING_PROVIDER = "openai"
