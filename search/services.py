@@ -86,11 +86,31 @@ def embeddings_store(
     # The slow part, outside any transaction.
     vectors = dict(zip(todo, provider.embed([texts[message_id] for message_id in todo]), strict=True)) if todo else {}
 
+    # On purpose, even unchanged messages are written to (their exclusion is cleared).
+    locked = wanted if on_purpose else todo
+    if locked:
+        _store(
+            result,
+            provider=provider,
+            messages=messages,
+            texts=texts,
+            todo=todo,
+            vectors=vectors,
+            locked=locked,
+            on_purpose=on_purpose,
+        )
+    result.embeddings = {
+        row.message_id: row for row in MessageEmbedding.objects.filter(message_id__in=list(texts), model=provider.model)
+    }
+    return result
+
+
+def _store(result: StoreResult, *, provider, messages, texts, todo, vectors, locked, on_purpose) -> None:
     with transaction.atomic():
         # Either a concurrent embedding_delete excluded a message before (we skip it) or it
         # runs after us; a deleted conversation or message is simply skipped.
         alive = _lock_messages(
-            conversation_ids={messages[message_id].conversation_id for message_id in wanted}, message_ids=wanted
+            conversation_ids={messages[message_id].conversation_id for message_id in locked}, message_ids=locked
         )
         if on_purpose:
             SearchExclusion.objects.filter(message_id__in=alive).delete()
@@ -149,11 +169,6 @@ def embeddings_store(
         organizations = Organization.objects.in_bulk(list(embedded_per_org))
         for organization_id, count in embedded_per_org.items():
             quotas.record_embeddings(organizations[organization_id], count)
-
-    result.embeddings = {
-        row.message_id: row for row in MessageEmbedding.objects.filter(message_id__in=list(texts), model=provider.model)
-    }
-    return result
 
 
 def _lock_messages(*, conversation_ids, message_ids) -> set[UUID]:
