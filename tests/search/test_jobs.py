@@ -171,3 +171,51 @@ def test_the_in_process_worker_retries_a_provider_outage(settings, monkeypatch, 
     tasks.schedule_message_embedding(message.id)
     assert _wait_for(lambda: MessageEmbedding.objects.filter(message=message).exists())
     assert route.call_count == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_conversation_while_its_messages_are_being_embedded_never_deadlocks(owner, org, local_model):
+    """The conversation is deleted as conversations.services does it (its row locked FOR
+    UPDATE first) while an embedding job stores vectors for its messages: the job waits for
+    the delete, then finds nothing left to store."""
+    from django.db import connection, transaction
+
+    from conversations.models import Conversation
+    from search.services import embeddings_store
+
+    conversation = make_conversation(owner, org)
+    messages = [add_message(conversation, text) for text in ("first", "second", "third")]
+    outcome = {}
+
+    def embed():
+        try:
+            outcome["result"] = embeddings_store(
+                items=[(m, m.content) for m in messages], provider=local_model, on_purpose=False
+            )
+        except Exception as exc:
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    def job_waits_for_a_lock():
+        with connection.cursor() as cursor:
+            # Inside a transaction the statistics views are a snapshot unless cleared.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchone()[0] > 0
+
+    thread = threading.Thread(target=embed)
+    with transaction.atomic():
+        Conversation.objects.select_for_update().get(pk=conversation.pk)
+        thread.start()
+        assert _wait_for(job_waits_for_a_lock)
+        Conversation.objects.get(pk=conversation.pk).delete()
+    thread.join(timeout=30)
+
+    assert "error" not in outcome, outcome.get("error")
+    assert set(outcome["result"].statuses.values()) == {"skipped"}
+    assert not MessageEmbedding.objects.exists()
+    assert not Message.objects.filter(conversation_id=conversation.pk).exists()
