@@ -11,6 +11,9 @@ from raptorflow.json_fields import MetadataField
 
 
 class UserSerializer(serializers.ModelSerializer):
+    # Empty for an account without a Google picture, so not typed as a URI.
+    avatar_url = serializers.CharField(read_only=True)
+
     class Meta:
         model = User
         fields = ["id", "email", "name", "avatar_url", "date_joined"]

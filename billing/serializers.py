@@ -56,8 +56,16 @@ class BillingStatusSerializer(serializers.Serializer):
     )
 
 
+class PlanCodeField(serializers.SlugRelatedField):
+    def to_internal_value(self, data):
+        # PostgreSQL text cannot hold NUL: such a code names no plan, and must not reach the query.
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return super().to_internal_value(data)
+
+
 class SubscribeInputSerializer(StrictSerializer):
-    plan = serializers.SlugRelatedField(
+    plan = PlanCodeField(
         slug_field="code",
         queryset=Plan.objects.filter(is_active=True),
         error_messages={"does_not_exist": "No plan is named {value}."},

@@ -27,6 +27,7 @@ from billing.serializers import (
 )
 from raptorflow.api import TenantAPIView
 from raptorflow.errors import ApiError, NotConfigured
+from raptorflow.openapi import error_responses
 from raptorflow.pagination import paginator_with_ordering
 
 BILLING_TAG = ["billing"]
@@ -70,7 +71,7 @@ class SubscriptionView(TenantAPIView):
 class SubscribeView(TenantAPIView):
     @extend_schema(
         request=SubscribeInputSerializer,
-        responses={201: CheckoutSerializer, 200: CheckoutSerializer},
+        responses={201: CheckoutSerializer, 200: CheckoutSerializer, **error_responses(403, 409, 502, 503)},
         tags=BILLING_TAG,
         description=(
             "Creates the Razorpay subscription for a paid plan and answers Checkout's options (201); asked "
@@ -106,7 +107,7 @@ class SubscribeView(TenantAPIView):
 class CancelView(TenantAPIView):
     @extend_schema(
         request=CancelInputSerializer,
-        responses={200: SubscriptionSerializer},
+        responses={200: SubscriptionSerializer, **error_responses(403, 409, 502, 503)},
         tags=BILLING_TAG,
         description=(
             "Cancels the organization's subscription, now or at the end of the paid period. Owners and admins "
@@ -174,7 +175,7 @@ class RazorpayWebhookView(APIView):
                 "X-Razorpay-Event-Id", str, OpenApiParameter.HEADER, description="Razorpay's id of the event."
             ),
         ],
-        responses={200: WebhookAckSerializer},
+        responses={200: WebhookAckSerializer, **error_responses(503)},
         tags=BILLING_TAG,
         auth=[],
         description="Razorpay webhook. 400 for a missing or wrong signature (nothing changes); each event once.",

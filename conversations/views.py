@@ -22,6 +22,7 @@ from conversations.serializers import (
     idempotency_key_from,
 )
 from raptorflow.api import TenantAPIView
+from raptorflow.openapi import error_responses
 from raptorflow.pagination import bounded_int_param, paginator_with_ordering
 
 TAGS = ["conversations"]
@@ -130,7 +131,7 @@ class MessageListCreateView(ConversationMessagesMixin, TenantAPIView):
                 "and stores nothing new.",
             )
         ],
-        responses={201: MessageSerializer, 200: MessageSerializer},
+        responses={201: MessageSerializer, 200: MessageSerializer, **error_responses(402, 409)},
         tags=TAGS,
         description="Appends a message. 409 when the conversation is archived; 402 past the plan's quota.",
     )
@@ -150,7 +151,11 @@ class MessageRecentView(ConversationMessagesMixin, TenantAPIView):
     @extend_schema(
         operation_id="conversations_messages_recent",
         parameters=[
-            OpenApiParameter("limit", OpenApiTypes.INT, description=f"1..{RECENT_MAX}, default {RECENT_DEFAULT}.")
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": RECENT_MAX},
+                description=f"1..{RECENT_MAX}, default {RECENT_DEFAULT}.",
+            )
         ],
         responses={200: MessageRecentSerializer},
         tags=TAGS,

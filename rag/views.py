@@ -19,6 +19,7 @@ from rag.serializers import (
     reply_body,
 )
 from raptorflow.api import TenantAPIView
+from raptorflow.openapi import error_responses
 from raptorflow.pagination import paginator_with_ordering
 
 PROVIDER_KEY_TAGS = ["organizations"]
@@ -36,7 +37,9 @@ class ProviderKeyListView(TenantAPIView):
     pagination_class = paginator_with_ordering("provider")
 
     @extend_schema(
-        operation_id="provider_keys_list", tags=PROVIDER_KEY_TAGS, responses=ProviderKeySerializer(many=True)
+        operation_id="provider_keys_list",
+        tags=PROVIDER_KEY_TAGS,
+        responses={200: ProviderKeySerializer(many=True), **error_responses(403)},
     )
     def get(self, request):
         self.require_role(*MANAGER_ROLES)
@@ -58,7 +61,7 @@ class ProviderKeyDetailView(TenantAPIView):
         tags=PROVIDER_KEY_TAGS,
         parameters=[PROVIDER_PARAMETER],
         request=ProviderKeyInputSerializer,
-        responses={200: ProviderKeySerializer, 201: ProviderKeySerializer},
+        responses={200: ProviderKeySerializer, 201: ProviderKeySerializer, **error_responses(403)},
     )
     def put(self, request, provider: str):
         self.require_role(*MANAGER_ROLES)
@@ -78,7 +81,7 @@ class ProviderKeyDetailView(TenantAPIView):
         operation_id="provider_keys_delete",
         tags=PROVIDER_KEY_TAGS,
         parameters=[PROVIDER_PARAMETER],
-        responses={204: None},
+        responses={204: None, **error_responses(403)},
     )
     def delete(self, request, provider: str):
         self.require_role(*MANAGER_ROLES)
@@ -121,6 +124,7 @@ class ReplyView(TenantAPIView):
             (200, "text/event-stream"): OpenApiResponse(
                 response=OpenApiTypes.STR, description="Server-sent events: context, delta…, done | error."
             ),
+            **error_responses(402, 409, 502, 503),
         },
         tags=["conversations"],
         description=SSE_DESCRIPTION,

@@ -60,6 +60,14 @@ class StrictSerializer(serializers.Serializer):
             writable = {name for name, field in self.fields.items() if not field.read_only}
             refusal = ["This field is not accepted here (unknown or read-only)."]
             unknown_errors = {name: refusal for name in sorted(set(data) - writable)}
+            # DRF's CharField turns a JSON number into its text; the schema says string.
+            unknown_errors.update(
+                {
+                    name: ["Not a valid string."]
+                    for name, field in self.fields.items()
+                    if isinstance(field, serializers.CharField) and isinstance(data.get(name), int | float)
+                }
+            )
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:

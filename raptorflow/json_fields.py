@@ -15,6 +15,7 @@ class MetadataField(serializers.JSONField):
     default_error_messages = {
         "not_object": "Must be a JSON object.",
         "too_large": "Must be at most {max_bytes} bytes once serialized.",
+        "nul_character": "Must not contain the NUL character (\\u0000), which PostgreSQL cannot store.",
     }
 
     def to_internal_value(self, data):
@@ -24,7 +25,20 @@ class MetadataField(serializers.JSONField):
         size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
         if size > settings.METADATA_MAX_BYTES:
             self.fail("too_large", max_bytes=settings.METADATA_MAX_BYTES)
+        if _has_nul(value):
+            self.fail("nul_character")
         return value
+
+
+def _has_nul(value) -> bool:
+    """A NUL character in any key or string (jsonb refuses it: a 500 otherwise)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 # Any JSON value, described recursively so a generated TypeScript client types metadata

@@ -261,7 +261,9 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "raptorflow.pagination.CursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus the error responses every operation can answer (raptorflow/openapi.py).
+    "DEFAULT_SCHEMA_CLASS": "raptorflow.openapi.AutoSchema",
+    "DEFAULT_METADATA_CLASS": "raptorflow.metadata.ApiMetadata",
     # raptorflow.errors' handler, plus an audit entry for failed token use.
     "EXCEPTION_HANDLER": "raptorflow.auth_audit.exception_handler",
     "UNAUTHENTICATED_USER": None,

@@ -120,7 +120,9 @@ class SemanticSearchView(SearchAPIView):
         description="The caller's messages most similar to `query`, best first.",
     )
     def post(self, request):
-        scope = _validated(SemanticSearchScopeSerializer, request.query_params)
+        # A plain dict, not the QueryDict: DRF reads an empty optional field of a QueryDict as
+        # absent, and `?conversation_id=` would silently search every conversation.
+        scope = _validated(SemanticSearchScopeSerializer, request.query_params.dict())
         data = _validated(SemanticSearchInputSerializer, request.data)
         conversation_id = None
         if "conversation_id" in scope:
@@ -140,7 +142,7 @@ class GlobalSemanticSearchView(SearchAPIView):
         description="The most similar messages across all of the caller's own conversations.",
     )
     def get(self, request):
-        data = _validated(GlobalSearchQuerySerializer, request.query_params)
+        data = _validated(GlobalSearchQuerySerializer, request.query_params.dict())  # as in POST: `?limit=` is a 400
         results = selectors.search_messages(user=request.user, organization=self.organization, **data)
         return Response(SearchResultsSerializer(_results_body(data["query"], results)).data)
 

@@ -28,6 +28,7 @@ from accounts.serializers import (
 from accounts.tokens import ORG_CLAIM, mint_tokens, parse_access, parse_refresh, revoke_access, rotate_refresh
 from raptorflow.api import TenantAPIView
 from raptorflow.errors import ApiError
+from raptorflow.openapi import error_responses
 
 AUTH_TAG = ["auth"]
 
@@ -54,7 +55,7 @@ class GoogleLoginView(PublicAPIView):
     @extend_schema(
         operation_id="auth_google_login",
         request=None,
-        responses={200: GoogleLoginOutputSerializer},
+        responses={200: GoogleLoginOutputSerializer, **error_responses(503)},
         tags=AUTH_TAG,
         description="Starts Google sign-in: the URL to send the browser to, with state and PKCE.",
     )
@@ -64,7 +65,7 @@ class GoogleLoginView(PublicAPIView):
 
     @extend_schema(
         operation_id="auth_google_login_get",
-        responses={200: GoogleLoginOutputSerializer},
+        responses={200: GoogleLoginOutputSerializer, **error_responses(503)},
         tags=AUTH_TAG,
         description="Same as POST.",
     )
@@ -78,7 +79,7 @@ class GoogleCallbackView(PublicAPIView):
             OpenApiParameter("code", str, required=True, description="Google's authorization code."),
             OpenApiParameter("state", str, required=True, description="The state from google/login."),
         ],
-        responses={200: TokenResponseSerializer},
+        responses={200: TokenResponseSerializer, **error_responses(401, 409, 503)},
         tags=AUTH_TAG,
         description="Completes Google sign-in and answers JSON with tokens (never a redirect).",
     )
@@ -100,7 +101,7 @@ class GoogleCallbackView(PublicAPIView):
 class GoogleIdTokenView(PublicAPIView):
     @extend_schema(
         request=GoogleIdTokenInputSerializer,
-        responses={200: TokenResponseSerializer},
+        responses={200: TokenResponseSerializer, **error_responses(401, 409, 503)},
         tags=AUTH_TAG,
         description="Signs in with a Google ID token (e.g. from @react-oauth/google).",
     )
@@ -126,7 +127,7 @@ class MeView(TenantAPIView):
 
     @extend_schema(
         operation_id="auth_me_destroy",
-        responses={204: None},
+        responses={204: None, **error_responses(409)},
         tags=AUTH_TAG,
         description=(
             "Deletes the caller's account: organizations where nobody else is a member (the personal one, "
@@ -158,7 +159,7 @@ class LogoutView(TenantAPIView):
 class VerifyTokenView(PublicAPIView):
     @extend_schema(
         request=VerifyTokenInputSerializer,
-        responses={200: VerifyTokenOutputSerializer},
+        responses={200: VerifyTokenOutputSerializer, **error_responses(401)},
         tags=AUTH_TAG,
         description="Checks an access token: 200 with its user and expiry, or 401.",
     )
@@ -173,7 +174,7 @@ class VerifyTokenView(PublicAPIView):
 class RefreshView(PublicAPIView):
     @extend_schema(
         request=RefreshInputSerializer,
-        responses={200: TokenPairSerializer},
+        responses={200: TokenPairSerializer, **error_responses(401)},
         tags=AUTH_TAG,
         description="A new access token and a rotated refresh token; the old refresh token stops working.",
     )

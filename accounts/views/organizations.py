@@ -33,6 +33,7 @@ from accounts.serializers import (
 from accounts.tokens import mint_tokens
 from conversations.models import Conversation
 from raptorflow.api import TenantAPIView
+from raptorflow.openapi import error_responses
 from raptorflow.pagination import paginator_with_ordering
 
 TAGS = ["organizations"]
@@ -104,7 +105,7 @@ class CurrentOrganizationView(TenantAPIView):
     @extend_schema(
         operation_id="organizations_current_update",
         request=OrganizationUpdateInputSerializer,
-        responses={200: MyOrganizationSerializer},
+        responses={200: MyOrganizationSerializer, **error_responses(403)},
         tags=TAGS,
         description="Renames the organization and/or replaces its settings (owners and admins).",
     )
@@ -116,7 +117,7 @@ class CurrentOrganizationView(TenantAPIView):
 
     @extend_schema(
         operation_id="organizations_current_destroy",
-        responses={204: None},
+        responses={204: None, **error_responses(403, 409)},
         tags=TAGS,
         description=(
             "Deletes the organization (owners only) with all its conversations, messages, embeddings, "
@@ -135,7 +136,7 @@ class SwitchOrganizationView(TenantAPIView):
     @extend_schema(
         operation_id="auth_switch_organization",
         request=SwitchOrganizationInputSerializer,
-        responses={200: TokenResponseSerializer},
+        responses={200: TokenResponseSerializer, **error_responses(404)},
         tags=["auth"],
         description=(
             "New tokens for another organization the caller belongs to (404 otherwise); it also "
@@ -180,7 +181,7 @@ class MemberDetailView(TenantAPIView):
     @extend_schema(
         operation_id="organizations_members_update",
         request=MemberRoleInputSerializer,
-        responses={200: MemberSerializer},
+        responses={200: MemberSerializer, **error_responses(403, 409)},
         tags=TAGS,
         description=(
             "Changes a member's role. Owners and admins manage members; only owners grant, change or "
@@ -198,7 +199,7 @@ class MemberDetailView(TenantAPIView):
 
     @extend_schema(
         operation_id="organizations_members_destroy",
-        responses={204: None},
+        responses={204: None, **error_responses(403, 409)},
         tags=TAGS,
         description=(
             "Removes a member (owners and admins; only owners remove owners), or leaves the organization "
@@ -233,7 +234,7 @@ class InvitationListCreateView(TenantAPIView):
 
     @extend_schema(
         operation_id="organizations_invitations_list",
-        responses={200: InvitationSerializer(many=True)},
+        responses={200: InvitationSerializer(many=True), **error_responses(403)},
         tags=TAGS,
         description="The current organization's invitations, newest first (owners and admins).",
     )
@@ -245,7 +246,7 @@ class InvitationListCreateView(TenantAPIView):
     @extend_schema(
         operation_id="organizations_invitations_create",
         request=InvitationCreateInputSerializer,
-        responses={201: InvitationSerializer},
+        responses={201: InvitationSerializer, **error_responses(403, 409)},
         tags=TAGS,
         description=(
             "Invites an email address (owners and admins; only owners invite owners) and emails it a "
@@ -268,7 +269,7 @@ class InvitationDetailView(TenantAPIView):
 
     @extend_schema(
         operation_id="organizations_invitations_destroy",
-        responses={204: None},
+        responses={204: None, **error_responses(403, 409)},
         tags=TAGS,
         description="Revokes an invitation (owners and admins); its link stops working. 409 once accepted.",
     )
@@ -283,7 +284,7 @@ class InvitationAcceptView(TenantAPIView):
     @extend_schema(
         operation_id="invitations_accept",
         request=None,
-        responses={201: MyOrganizationSerializer, 200: MyOrganizationSerializer},
+        responses={201: MyOrganizationSerializer, 200: MyOrganizationSerializer, **error_responses(409)},
         tags=TAGS,
         parameters=[OpenApiParameter("token", str, OpenApiParameter.PATH, description="The token from the email.")],
         description=(
@@ -312,7 +313,7 @@ class DomainClaimListCreateView(TenantAPIView):
 
     @extend_schema(
         operation_id="organizations_domains_list",
-        responses={200: DomainClaimSerializer(many=True)},
+        responses={200: DomainClaimSerializer(many=True), **error_responses(403)},
         tags=TAGS,
         description="The current organization's Google Workspace domain claims (owners and admins).",
     )
@@ -324,7 +325,7 @@ class DomainClaimListCreateView(TenantAPIView):
     @extend_schema(
         operation_id="organizations_domains_create",
         request=DomainClaimInputSerializer,
-        responses={201: DomainClaimSerializer},
+        responses={201: DomainClaimSerializer, **error_responses(403, 409)},
         tags=TAGS,
         description=(
             "Claims a Google Workspace domain (owners and admins). Once an operator approves it, Google "
@@ -345,7 +346,7 @@ class DomainClaimDetailView(TenantAPIView):
 
     @extend_schema(
         operation_id="organizations_domains_destroy",
-        responses={204: None},
+        responses={204: None, **error_responses(403)},
         tags=TAGS,
         description="Withdraws a domain claim (owners and admins); sign-ins from it stop joining.",
     )

@@ -1,0 +1,116 @@
+"""Error responses in the OpenAPI schema (/api/schema).
+
+Every error leaves in one shape, built by raptorflow/errors.py. `AutoSchema` documents that
+shape for the statuses an operation answers by its very kind, so a client generated from the
+schema has a typed error for each of them:
+- 400 when it takes a body or query parameters (validation, malformed JSON);
+- 401 when it wants a bearer token;
+- 404 when its path names something (outside the caller's reach looks the same as missing);
+- 413 and 415 when it takes a body (size limit, JSON only);
+- 429 when a rate limit applies (signed-in callers, and the sign-in and token endpoints).
+Input serializers built on raptorflow.api.StrictSerializer refuse unknown fields, so their
+request schemas say `additionalProperties: false`.
+
+What only a view knows it may answer (402 quota, 403 role, 409 state, 502/503 upstream, a
+404 for an id in the body, a 401 for a token in the body) the view lists in its own
+@extend_schema responses with `error_responses(...)`.
+"""
+
+from functools import cache
+
+from django.conf import settings
+from django.urls import resolve, reverse
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+from raptorflow.api import StrictSerializer
+
+DESCRIPTIONS = {
+    400: "Invalid input: `fields` names each problem.",
+    401: "Missing, invalid or expired credentials.",
+    402: "The organization's plan quota is exhausted (`limit`, `resets_at`, `quota`).",
+    403: "The caller's role in this organization does not allow this.",
+    404: "Not found, or outside the caller's reach.",
+    409: "The request conflicts with the current state of the resource.",
+    413: "The request body is too large (`limit` bytes).",
+    415: "The body is not JSON.",
+    429: "Rate limited: retry after the Retry-After header's seconds.",
+    502: "An upstream service answered with something unusable.",
+    503: "An upstream service is unconfigured, down or timed out.",
+}
+
+
+class ProviderFailureSerializer(serializers.Serializer):
+    provider = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. validation_error, not_found.")
+    message = serializers.CharField()
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Validation errors by field name.",
+    )
+    limit = serializers.IntegerField(required=False)
+    resets_at = serializers.DateTimeField(required=False)
+    quota = serializers.CharField(required=False)
+    providers = ProviderFailureSerializer(many=True, required=False)
+
+
+class ErrorResponseSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+def error_responses(*statuses: int) -> dict:
+    """{status: the error response} for an @extend_schema `responses` dict."""
+    return {
+        status: OpenApiResponse(response=ErrorResponseSerializer, description=DESCRIPTIONS[status])
+        for status in statuses
+    }
+
+
+@cache
+def _rate_limited_auth_views() -> frozenset:
+    """The view classes of the URL names that the sign-in and token limits apply to."""
+    views = set()
+    for name in settings.RATE_LIMITED_AUTH_VIEWS:
+        func = resolve(reverse(name)).func
+        views.add(getattr(func, "view_class", getattr(func, "cls", func)))
+    return frozenset(views)
+
+
+class AutoSchema(SpectacularAutoSchema):
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None:
+            return None
+        for status, response in error_responses(*self._error_statuses(operation)).items():
+            if str(status) not in operation["responses"]:
+                operation["responses"][str(status)] = self._get_response_for_code(response, str(status))
+        return operation
+
+    def _map_serializer(self, serializer, direction, bypass_extensions=False):
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        if direction == "request" and isinstance(serializer, StrictSerializer):
+            schema["additionalProperties"] = False
+        return schema
+
+    def _error_statuses(self, operation: dict) -> list[int]:
+        takes_body = "requestBody" in operation
+        has_query = any(parameter["in"] == "query" for parameter in operation.get("parameters", []))
+        signed_in = any("bearerAuth" in requirement for requirement in operation.get("security", []))
+        statuses = []
+        if takes_body or has_query:
+            statuses.append(400)
+        if signed_in:
+            statuses.append(401)
+        if "{" in self.path:
+            statuses.append(404)
+        if takes_body:
+            statuses += [413, 415]
+        if signed_in or type(self.view) in _rate_limited_auth_views():
+            statuses.append(429)
+        return statuses
