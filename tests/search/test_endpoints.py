@@ -345,3 +345,15 @@ def test_seed_flow_with_automatic_embedding_then_generate_embedding_and_search(
     assert response.status_code == 200
     assert _contents(response)[0] == ADS
     assert len(response.json()["results"]) == 3
+
+
+def test_an_empty_conversation_id_is_a_400_not_a_search_of_every_conversation(owner_client, corpus):
+    response = owner_client.post("/api/search/semantic-search?conversation_id=", {"query": "ads"}, format="json")
+    assert response.status_code == 400
+    assert "conversation_id" in response.json()["error"]["fields"]
+
+
+def test_an_empty_limit_in_the_query_string_is_a_400(owner_client, corpus):
+    response = owner_client.get("/api/search/semantic-search/global", {"query": "ads", "limit": ""})
+    assert response.status_code == 400
+    assert "limit" in response.json()["error"]["fields"]
