@@ -92,15 +92,17 @@ class ConversationUpdateInputSerializer(StrictSerializer):
     metadata = MetadataField(required=False, help_text="Replaces the whole metadata object.")
 
 
-class MessageCreateInputSerializer(StrictSerializer):
-    """A message appended to the conversation; its sequence number is assigned by the server."""
+class MessageContentField(serializers.CharField):
+    """A message's text: whitespace is part of it (code, Markdown), only a blank message
+    is refused, and it holds at most settings.MESSAGE_MAX_CHARS characters (read at
+    request time, so the limit stays configurable)."""
 
-    role = serializers.ChoiceField(choices=MessageRole.choices)
-    # Whitespace is part of the message (code, Markdown); only a blank message is refused.
-    content = serializers.CharField(trim_whitespace=False)
-    metadata = MetadataField(required=False, default=dict)
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
 
-    def validate_content(self, value: str) -> str:
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
         if not value.strip():
             raise serializers.ValidationError("This field may not be blank.")
         if len(value) > settings.MESSAGE_MAX_CHARS:
@@ -108,6 +110,14 @@ class MessageCreateInputSerializer(StrictSerializer):
                 f"Ensure this field has no more than {settings.MESSAGE_MAX_CHARS} characters."
             )
         return value
+
+
+class MessageCreateInputSerializer(StrictSerializer):
+    """A message appended to the conversation; its sequence number is assigned by the server."""
+
+    role = serializers.ChoiceField(choices=MessageRole.choices)
+    content = MessageContentField()
+    metadata = MetadataField(required=False, default=dict)
 
 
 class TitleSearchQuerySerializer(serializers.Serializer):

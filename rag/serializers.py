@@ -1,10 +1,9 @@
 """Input and output shapes of the rag endpoints."""
 
-from django.conf import settings
 from rest_framework import serializers
 
 from conversations.models import MessageRole
-from conversations.serializers import MessageSerializer, UsageSerializer
+from conversations.serializers import MessageContentField, MessageSerializer, UsageSerializer
 from rag.models import ChatProviderName, ProviderKey
 from raptorflow.api import StrictSerializer
 
@@ -35,20 +34,11 @@ class ReplyInputSerializer(StrictSerializer):
     """Either `content` (a new user message, stored before anything else happens) or
     `message_id` (ask again for an existing user message of this conversation)."""
 
-    content = serializers.CharField(required=False, trim_whitespace=False)
+    content = MessageContentField(required=False)
     message_id = serializers.UUIDField(required=False)
     stream = serializers.BooleanField(
         required=False, default=False, help_text="Answer with server-sent events (text/event-stream)."
     )
-
-    def validate_content(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("This field may not be blank.")
-        if len(value) > settings.MESSAGE_MAX_CHARS:
-            raise serializers.ValidationError(
-                f"Ensure this field has no more than {settings.MESSAGE_MAX_CHARS} characters."
-            )
-        return value
 
     def validate(self, attrs):
         if ("content" in attrs) == ("message_id" in attrs):
