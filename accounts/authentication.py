@@ -13,6 +13,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.models import Membership, Organization
+from accounts.selectors import active_membership
 from accounts.tokens import ORG_CLAIM, parse_access
 
 
@@ -48,12 +49,8 @@ class TenantJWTAuthentication(BaseAuthentication):
             user_id, org_id = uuid.UUID(str(user_id)), uuid.UUID(str(org_id))
         except ValueError:
             raise AuthenticationFailed("Access token is missing its user or organization.") from None
-        membership = (
-            Membership.objects.select_related("user", "organization")
-            .filter(user_id=user_id, organization_id=org_id)
-            .first()
-        )
-        if membership is None or not membership.user.is_active:
+        membership = active_membership(user_id, org_id)
+        if membership is None:
             raise AuthenticationFailed("This account or membership is no longer active.", code="user_inactive")
         return membership.user, Caller(token=token, organization=membership.organization, membership=membership)
 

@@ -5,8 +5,23 @@ for what belongs to the person rather than to one organization."""
 from django.db.models import Case, F, Prefetch, QuerySet, Value, When
 from django.utils import timezone
 
-from accounts.models import InvitationStatus, Organization, User
+from accounts.models import InvitationStatus, Membership, Organization, User
 from conversations.models import Message
+
+
+def active_membership(user_id, organization_id) -> Membership | None:
+    """The membership a token names, if the user is still active and still a member:
+    checked on every request, so deactivation and removal take effect at once."""
+    if not user_id or not organization_id:
+        return None
+    membership = (
+        Membership.objects.select_related("user", "organization")
+        .filter(user_id=user_id, organization_id=organization_id)
+        .first()
+    )
+    if membership is None or not membership.user.is_active:
+        return None
+    return membership
 
 
 def organizations_of_user(user: User) -> QuerySet[Organization]:

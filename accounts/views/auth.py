@@ -9,9 +9,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import audit, google, services
+from accounts import audit, google, selectors, services
 from accounts.authentication import Caller
-from accounts.models import Membership
 from accounts.serializers import (
     GoogleIdTokenInputSerializer,
     GoogleLoginOutputSerializer,
@@ -46,7 +45,7 @@ class PublicAPIView(APIView):
 
 def _signed_in(request, user, *, method: str, created: bool) -> dict:
     organization = services.landing_organization(user)
-    membership = Membership.objects.get(user=user, organization=organization)
+    membership = selectors.active_membership(user.id, organization.id)
     audit.record("auth.sign_in", request=request, actor=user, organization=organization, method=method, created=created)
     return token_response(mint_tokens(user, organization), user=user, organization=organization, role=membership.role)
 
@@ -167,7 +166,7 @@ class VerifyTokenView(PublicAPIView):
         data = VerifyTokenInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         token = parse_access(data.validated_data["token"])
-        _active_membership(token["user_id"], token.get(ORG_CLAIM))
+        _require_active_membership(token["user_id"], token.get(ORG_CLAIM))
         return Response({"valid": True, "user_id": token["user_id"], "exp": token["exp"]})
 
 
@@ -183,18 +182,11 @@ class RefreshView(PublicAPIView):
         data.is_valid(raise_exception=True)
         with transaction.atomic():
             refresh = parse_refresh(data.validated_data["refresh"])
-            _active_membership(refresh.get("user_id"), refresh.get(ORG_CLAIM))
+            _require_active_membership(refresh.get("user_id"), refresh.get(ORG_CLAIM))
             tokens = rotate_refresh(refresh)
         return Response(tokens)
 
 
-def _active_membership(user_id, org_id) -> Membership:
-    """The membership a token names, refusing inactive users and former members."""
-    membership = (
-        Membership.objects.select_related("user").filter(user_id=user_id, organization_id=org_id).first()
-        if user_id and org_id
-        else None
-    )
-    if membership is None or not membership.user.is_active:
+def _require_active_membership(user_id, org_id) -> None:
+    if selectors.active_membership(user_id, org_id) is None:
         raise AuthenticationFailed("This account or membership is no longer active.", code="user_inactive")
-    return membership
