@@ -9,7 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,8 +67,11 @@ def wait_for_http(port: int, path: str = "/health", timeout: float = 60.0) -> No
 
 
 @contextmanager
-def gunicorn(env: dict, *, workers: int = 2, threads: int = 4):
+def gunicorn(env: dict, *, workers: int = 2, threads: int = 4, log_path: Path | None = None):
+    """gunicorn on a loopback port (yielded). Its output goes to `log_path` (or nowhere: a
+    pipe nobody reads would stall the server once full)."""
     port = free_port()
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         [
             PYTHON, "-m", "gunicorn", "raptorflow.wsgi:application",
@@ -77,8 +80,8 @@ def gunicorn(env: dict, *, workers: int = 2, threads: int = 4):
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=log,
     )
     try:
         wait_for_http(port)
@@ -89,6 +92,82 @@ def gunicorn(env: dict, *, workers: int = 2, threads: int = 4):
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+        if log_path:
+            log.close()
+
+
+def issue_tokens(emails: list[str], env: dict) -> list[str]:
+    """An access token for each email (the user and a personal organization are created when
+    missing), minted in one manage.py process."""
+    code = (
+        "from accounts.services import landing_organization, user_get_or_create\n"
+        "from accounts.tokens import mint_tokens\n"
+        f"for email in {emails!r}:\n"
+        "    user, _ = user_get_or_create(email=email)\n"
+        "    print('token:', mint_tokens(user, landing_organization(user))['access'])\n"
+    )
+    output = manage("shell", "-c", code, env=env)
+    return [line.split(" ", 1)[1] for line in output.splitlines() if line.startswith("token: ")]
+
+
+class ApiClient:
+    """One keep-alive HTTP/1.1 connection to the server, JSON in and out. Never raises for
+    the server's answer: request() returns a Reply (status 0 when the connection failed)
+    and reconnects on the next call."""
+
+    def __init__(self, port: int, token: str | None = None, timeout: float = 30.0):
+        self.port, self.token, self.timeout = port, token, timeout
+        self._conn = None
+
+    def request(self, method: str, path: str, body=None, headers: dict | None = None) -> "Reply":
+        import http.client
+
+        all_headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            all_headers["Content-Type"] = "application/json"
+        all_headers.update(headers or {})
+        start = time.perf_counter()
+        try:
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            self._conn.request(method, path, body=payload, headers=all_headers)
+            response = self._conn.getresponse()
+            raw = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            return Reply(0, "", None, f"{type(exc).__name__}: {exc}", (time.perf_counter() - start) * 1000)
+        elapsed = (time.perf_counter() - start) * 1000
+        content_type = response.getheader("Content-Type", "")
+        if response.getheader("Connection", "").lower() == "close":
+            self.close()
+        data = None
+        if content_type.startswith("application/json"):
+            with suppress(ValueError):
+                data = json.loads(raw)
+        return Reply(response.status, content_type, data, raw[:300].decode(errors="replace"), elapsed)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class Reply:
+    __slots__ = ("status", "content_type", "data", "text", "elapsed_ms")
+
+    def __init__(self, status, content_type, data, text, elapsed_ms):
+        self.status, self.content_type, self.data, self.text, self.elapsed_ms = (
+            status, content_type, data, text, elapsed_ms
+        )
+
+    @property
+    def is_json_error(self) -> bool:
+        """An error in the API's shape: {"error": {"code", "message"}}."""
+        error = self.data.get("error") if isinstance(self.data, dict) else None
+        return isinstance(error, dict) and "code" in error and "message" in error
 
 
 def percentiles(samples_ms: list[float]) -> dict:

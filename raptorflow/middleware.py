@@ -8,6 +8,7 @@ import uuid
 
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 
 from raptorflow.errors import error_body
@@ -98,6 +99,16 @@ class JsonErrorsMiddleware:
     def process_exception(self, request, exception):
         if not _is_api_path(request.path):
             return None
+        if isinstance(exception, OperationalError | InterfaceError):
+            # The database is unreachable or dropped the connection (a restart, a failover): a
+            # dependency down, not a bug. The client sends the request again in a moment (a
+            # message with the same Idempotency-Key, in case its commit got through).
+            logger.warning("Database unavailable on %s %s: %s", request.method, request.path, exception)
+            response = JsonResponse(
+                error_body("database_unavailable", "The database is unavailable; retry in a moment."), status=503
+            )
+            response["Retry-After"] = "1"
+            return response
         logger.exception("Unhandled error on %s %s", request.method, request.path)
         message = "Internal server error." if not settings.DEBUG else f"{type(exception).__name__}: {exception}"
         return JsonResponse(error_body("server_error", message), status=500)
