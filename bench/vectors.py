@@ -84,6 +84,13 @@ def load(rows: int, seed: int) -> dict:
             "TRUNCATE search_messageembedding, conversations_message, conversations_conversation, "
             "accounts_membership, accounts_organization, accounts_user CASCADE"
         )
+        # Bulk-load the way a restore would: no HNSW index to maintain row by row (it is
+        # built afterwards, and timed), and no per-row foreign-key triggers (the rows are
+        # consistent by construction; needs a superuser, as on the embedded server).
+        from search.vector_index import index_name
+
+        cursor.execute(f"DROP INDEX IF EXISTS {index_name(MODEL)}")
+        cursor.execute("SET session_replication_role = replica")
         raw = cursor.connection
         from pgvector.psycopg import register_vector
 
@@ -137,6 +144,7 @@ def load(rows: int, seed: int) -> dict:
             for (message_id, conversation_id, org_id, owner_id, _), vector in zip(message_rows, vectors, strict=True):
                 copy.write_row((uuid.uuid4(), message_id, conversation_id, org_id, owner_id, MODEL, DIMS, vector,
                                 "0" * 64, now, now))
+        cursor.execute("SET session_replication_role = DEFAULT")
         cursor.execute("ANALYZE search_messageembedding")
     print(f"loaded {len(message_rows):,} vectors in {time.perf_counter() - started:.1f}s", flush=True)
     return {"tenants": tenants, "centers": centers}
