@@ -211,3 +211,16 @@ class AuditLog(models.Model):
 
     def __str__(self):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} by {self.actor_email or '-'}"
+
+
+class RateLimitWindow(models.Model):
+    """A fixed rate-limit window, counted in PostgreSQL when no Redis is configured: one
+    upsert per request (raptorflow.throttling) instead of the database cache's many
+    statements. Expired windows are reused in place."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    count = models.PositiveIntegerField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"{self.key}: {self.count} until {self.expires_at:%H:%M:%S}"

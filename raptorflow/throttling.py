@@ -1,8 +1,11 @@
 """Rate limits shared by every process and instance, kept in the Django cache (Redis when
 REDIS_URL is set, the database cache otherwise).
 
-Each limit is a fixed window counted with one atomic increment per request (cache.add, then
-cache.incr), so two instances can never both let the N+1th request through. DRF's own
+Each limit is a fixed window counted with one atomic increment per request, so two
+instances can never both let the N+1th request through: with Redis, cache.add then
+cache.incr; without it, one INSERT … ON CONFLICT DO UPDATE … RETURNING on
+accounts.RateLimitWindow (the database cache would need a dozen statements and a row lock
+per request). DRF's own
 SimpleRateThrottle keeps a list of timestamps with get/set, which loses updates when
 processes race. A window starts at a key's first hit and lasts the rate's period;
 Retry-After is the time left in it.
@@ -15,14 +18,17 @@ Limits live in settings.RATE_LIMITS (scope -> "N/period", empty or "off" disable
   admin_login_account  POSTs to the admin login, per email typed in
 """
 
+import random
 import re
 import time
+from datetime import timedelta
 
 import jwt
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.db import DatabaseCache
-from django.db import connections, router, transaction
+from django.db import connection
+from django.utils import timezone
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 
@@ -56,13 +62,12 @@ def hit(key: str, period: int) -> tuple[int, float]:
     """Counts one request against `key`; returns (requests in the current window,
     seconds left in it)."""
     cache = caches["default"]
+    if isinstance(cache, DatabaseCache):
+        return _hit_database(key, period)
     counter_key, start_key = f"rl:{key}", f"rl:{key}:start"
     now = time.time()
     cache.add(start_key, now, period)
-    if isinstance(cache, DatabaseCache):
-        count = _incr_database_cache(cache, counter_key, start_key, period, now)
-    else:
-        count = _incr(cache, counter_key, period)
+    count = _incr(cache, counter_key, period)
     started = cache.get(start_key) or now
     return count, max(1.0, started + period - now)
 
@@ -83,22 +88,30 @@ def _incr(cache, key: str, period: int) -> int:
     raise RuntimeError(f"Could not count a request for {key}")
 
 
-def _incr_database_cache(cache: DatabaseCache, key: str, start_key: str, period: int, now: float) -> int:
-    """The database cache's incr() is a get and a set; a row lock makes it atomic."""
-    db = router.db_for_write(cache.cache_model_class)
-    connection = connections[db]
-    with transaction.atomic(using=db):
-        cache.add(key, 0, period)
-        table = connection.ops.quote_name(cache._table)  # the cache's table name, from settings
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT 1 FROM {table} WHERE cache_key = %s FOR UPDATE",  # noqa: S608
-                [cache.make_and_validate_key(key)],
-            )
-        count = (cache.get(key) or 0) + 1
-        started = cache.get(start_key) or now
-        cache.set(key, count, max(1, int(started + period - now + 0.999)))
-    return count
+# Windows of keys nobody uses any more are deleted now and then, by the requests themselves.
+_PURGE_PROBABILITY = 0.001
+
+_UPSERT = """
+INSERT INTO accounts_ratelimitwindow (key, count, expires_at) VALUES (%(key)s, 1, %(expires)s)
+ON CONFLICT (key) DO UPDATE SET
+    count = CASE WHEN accounts_ratelimitwindow.expires_at <= %(now)s THEN 1
+                 ELSE accounts_ratelimitwindow.count + 1 END,
+    expires_at = CASE WHEN accounts_ratelimitwindow.expires_at <= %(now)s THEN EXCLUDED.expires_at
+                      ELSE accounts_ratelimitwindow.expires_at END
+RETURNING count, expires_at
+"""
+
+
+def _hit_database(key: str, period: int) -> tuple[int, float]:
+    """One statement: the upsert takes the row's lock, so concurrent hits serialize on it
+    and each sees its own count; an expired window restarts at 1."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_UPSERT, {"key": key[:200], "now": now, "expires": now + timedelta(seconds=period)})
+        count, expires_at = cursor.fetchone()
+        if random.random() < _PURGE_PROBABILITY:
+            cursor.execute("DELETE FROM accounts_ratelimitwindow WHERE expires_at < %s", [now - timedelta(hours=1)])
+    return count, max(1.0, (expires_at - now).total_seconds())
 
 
 class FixedWindowThrottle(BaseThrottle):

@@ -3,11 +3,13 @@ same counters in-process for the admin login and the database cache."""
 
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core.cache import caches
 from django.db import connections
 from django.test import override_settings
+from django.utils import timezone
 
 from accounts.models import AuditLog
 from accounts.services import user_create_with_personal_organization
@@ -237,3 +239,16 @@ def test_rates_are_read_from_settings_strings(rate, expected):
 def test_a_malformed_rate_is_refused():
     with pytest.raises(ValueError, match="N/period"):
         throttling.parse_rate("fast")
+
+
+def test_database_counter_restarts_an_expired_window_at_one(db):
+    from accounts.models import RateLimitWindow
+
+    key = f"restart:{uuid.uuid4()}"
+    assert [throttling.hit(key, 60)[0] for _ in range(3)] == [1, 2, 3]
+    RateLimitWindow.objects.filter(key=key).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    count, remaining = throttling.hit(key, 60)
+
+    assert count == 1
+    assert 59 <= remaining <= 60
