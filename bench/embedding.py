@@ -21,10 +21,25 @@ TOPICS = ["paid social budget", "email subject lines", "webinar promotion", "com
           "brand voice", "Q4 launch plan", "lead scoring", "influencer outreach", "retention campaign"]
 
 
+TEMPLATES = [
+    "What should be our focus for the {topic}?",
+    "Draft three ideas for the {topic}.",
+    "How much should we spend on the {topic} next quarter?",
+    "Summarize last month's results for the {topic} in two sentences.",
+    "The {topic} underperformed; which channels should we cut first, and why?",
+    "Compare the {topic} with what our main competitor announced last week, then suggest a response "
+    "for the {season} campaign.",
+]
+
+
 def sentences(count: int) -> list[str]:
-    return [f"Message {i}: what should we do about the {TOPICS[i % len(TOPICS)]} for the "
-            f"{['holiday', 'spring', 'product', 'partner'][i % 4]} campaign, given last month's results?"
-            for i in range(count)]
+    """Chat messages of mixed length (6 to 25 words, ~13 on average)."""
+    return [
+        f"#{i} " + TEMPLATES[i % len(TEMPLATES)].format(
+            topic=TOPICS[i % len(TOPICS)], season=["holiday", "spring", "product", "partner"][i % 4]
+        )
+        for i in range(count)
+    ]
 
 
 def main():
@@ -83,8 +98,10 @@ def main():
     stored = MessageEmbedding.objects.filter(conversation=conversation).count()
 
     single_stats = percentiles(single)
+    words = statistics.fmean(len(text.split()) for text in texts)
     rows = [
-        {"measure": f"local model, batch of {args.sentences}", "value": f"{statistics.median(runs):.0f} sentences/s"},
+        {"measure": f"local model, {args.sentences} messages of ~{words:.0f} words",
+         "value": f"{statistics.median(runs):.0f} sentences/s"},
         {"measure": "one query (p50 / p95)", "value": f"{single_stats['p50_ms']} / {single_stats['p95_ms']} ms"},
         {"measure": "model load", "value": f"{load_seconds:.2f} s"},
         {"measure": f"backfill_embeddings, {args.messages} messages",
