@@ -135,28 +135,41 @@ def hnsw_order_expression(dimensions: int) -> Cast:
     return Cast("embedding", VectorField(dimensions=dimensions))
 
 
-def _hits(rows: Iterable[dict]) -> list[SearchHit]:
+def _hits(rows: Iterable[dict], *, user, organization, using: str) -> list[SearchHit]:
+    """SearchHits for ranked embedding rows. The messages are read afterwards, by id, for
+    the k winners only: joining them before the ranking made PostgreSQL hash-join the
+    whole message table for every search."""
+    rows = list(rows)
+    messages = {
+        message["id"]: message
+        for message in scoped(Message, user=user, organization=organization)
+        .using(using)
+        .filter(id__in=[row["message_id"] for row in rows])
+        .values("id", "role", "content", "created_at")
+    }
     return [
         SearchHit(
             message_id=row["message_id"],
             conversation_id=row["conversation_id"],
-            role=row["message__role"],
-            content=row["message__content"],
+            role=message["role"],
+            content=message["content"],
             similarity=similarity_from_distance(row["distance"]),
-            created_at=row["message__created_at"],
+            created_at=message["created_at"],
         )
         for row in rows
+        # A message deleted between the two reads is simply not a result.
+        if (message := messages.get(row["message_id"])) is not None
     ]
 
 
-_HIT_FIELDS = ("message_id", "conversation_id", "message__role", "message__content", "message__created_at", "distance")
+_RANK_FIELDS = ("message_id", "conversation_id", "distance")
 
 
 def _exact(queryset: QuerySet, query_vector: Sequence[float], limit: int) -> list[dict]:
     ranked = queryset.annotate(distance=CosineDistance("embedding", list(query_vector))).order_by(
         "distance", "message_id"
     )
-    return list(ranked.values(*_HIT_FIELDS)[:limit])
+    return list(ranked.values(*_RANK_FIELDS)[:limit])
 
 
 @contextmanager
@@ -191,7 +204,7 @@ def _hnsw(queryset: QuerySet, query_vector: Sequence[float], limit: int) -> list
         "distance"
     )
     with _hnsw_scan_settings(queryset.db, ef_search=max(settings.SEARCH_HNSW_EF_SEARCH, candidates)):
-        rows = list(ranked.values(*_HIT_FIELDS)[:candidates])
+        rows = list(ranked.values(*_RANK_FIELDS)[:candidates])
     rows.sort(key=lambda row: (row["distance"], row["message_id"]))
     return rows[:limit]
 
@@ -222,7 +235,7 @@ def semantic_search(
         user=user, organization=organization, model=model, conversation_id=conversation_id, using=using
     )
     rows = (_hnsw if plan == PLAN_HNSW else _exact)(queryset, query_vector, limit)
-    hits = _hits(rows)
+    hits = _hits(rows, user=user, organization=organization, using=using)
     if min_similarity is not None:
         hits = [hit for hit in hits if hit.similarity >= min_similarity]
     return hits
@@ -322,7 +335,8 @@ def hybrid_search(
         queryset = embeddings_visible_to(
             user=user, organization=organization, model=model, conversation_id=conversation_id, using=using
         ).filter(message_id__in=missing)
-        hits.update({hit.message_id: hit for hit in _hits(_exact(queryset, query_vector, len(missing)))})
+        extra = _hits(_exact(queryset, query_vector, len(missing)), user=user, organization=organization, using=using)
+        hits.update({hit.message_id: hit for hit in extra})
 
     fused = sorted(hits.values(), key=lambda hit: (-scores.get(hit.message_id, 0.0), -hit.similarity))
     if min_similarity is not None:
