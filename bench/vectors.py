@@ -171,6 +171,12 @@ def build_index() -> float:
 def run_query(sql: str, params: list, settings: list[str]) -> tuple[list, float]:
     from django.db import connection, transaction
 
+    connection.ensure_connection()
+    if not getattr(connection.connection, "_vector_registered", False):
+        from pgvector.psycopg import register_vector
+
+        register_vector(connection.connection)
+        connection.connection._vector_registered = True
     with transaction.atomic(), connection.cursor() as cursor:
         for statement in settings:
             cursor.execute(statement)
