@@ -211,3 +211,18 @@ def write_results(name: str, payload: dict) -> Path:
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
     print(f"\nresults written to {path.relative_to(ROOT)}")
     return path
+
+
+def setup_django(database_name: str) -> None:
+    """Django on a benchmark database of its own, migrated, for in-process benchmarks."""
+    os.environ["DATABASE_URL"] = bench_database_url(database_name)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "raptorflow.settings")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)

@@ -6,7 +6,6 @@ backfill command end to end (messages read, embedded, stored) per second.
 Runs on the embedded database, in a database of its own."""
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, percentiles, print_table, write_results  # noqa: E402
+from bench.common import percentiles, print_table, setup_django, write_results  # noqa: E402
 
 TOPICS = ["paid social budget", "email subject lines", "webinar promotion", "competitor pricing", "SEO keywords",
           "brand voice", "Q4 launch plan", "lead scoring", "influencer outreach", "retention campaign"]
@@ -48,19 +47,12 @@ def main():
     parser.add_argument("--messages", type=int, default=2000)
     args = parser.parse_args()
 
-    os.environ["DATABASE_URL"] = bench_database_url("raptorflow_bench_embedding")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "raptorflow.settings")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    setup_django("raptorflow_bench_embedding")
     import django
-
-    django.setup()
     from django.core.management import call_command
 
     from search.providers import get_embedding_provider
 
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
     provider = get_embedding_provider()
     started = time.perf_counter()
     provider.embed(["warm up"])

@@ -9,7 +9,6 @@ embedding" is the pipeline's database and ranking work alone."""
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, percentiles, print_table, write_results  # noqa: E402
+from bench.common import percentiles, print_table, setup_django, write_results  # noqa: E402
 from bench.embedding import sentences  # noqa: E402
 
 
@@ -39,18 +38,8 @@ def main():
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
 
-    os.environ["DATABASE_URL"] = bench_database_url("raptorflow_bench_rag")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "raptorflow.settings")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
+    setup_django("raptorflow_bench_rag")
     from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
-
     from django.utils import timezone
 
     from accounts.services import user_create_with_personal_organization

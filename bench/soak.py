@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.api import CORPUS as API_CORPUS  # noqa: E402
 from bench.common import (  # noqa: E402
     ApiClient,
     bench_database_url,
@@ -35,12 +36,7 @@ from bench.common import (  # noqa: E402
 )
 
 CORPUS = [
-    "What should be our Q4 focus for the product launch?",
-    "How much should we spend on paid social ads next quarter?",
-    "Draft three subject lines for the holiday email campaign.",
-    "Which channels brought the most qualified leads last month?",
-    "Summarize the competitor's pricing changes.",
-    "Plan the webinar promotion calendar for November.",
+    *API_CORPUS,
     "Retention campaigns did better than acquisition in September.",
     "Our newsletter open rate dropped after the redesign.",
 ]

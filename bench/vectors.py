@@ -15,7 +15,6 @@ It also sweeps ef_search over the whole table (unscoped) and plots recall@10 aga
 latency, scoped and unscoped, to docs/vector-recall-latency.png."""
 
 import argparse
-import os
 import sys
 import time
 import uuid
@@ -27,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, percentiles, print_table, write_results  # noqa: E402
+from bench.common import percentiles, print_table, setup_django, write_results  # noqa: E402
 
 DIMS = 384
 MODEL = "all-MiniLM-L6-v2"
@@ -35,19 +34,6 @@ ORGS = 1000
 MESSAGES_PER_CONVERSATION = 50
 EF_VALUES = [40, 100, 200, 400]
 SCOPES = [("10%", 0.10), ("1%", 0.01), ("0.1%", 0.001)]
-
-
-def setup_django(database_url: str):
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "raptorflow.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
 
 
 def org_sizes(rows: int, rng) -> list[int]:
@@ -251,7 +237,7 @@ def main():
     args = parser.parse_args()
 
     database = f"raptorflow_bench_vectors_{args.rows}"
-    setup_django(bench_database_url(database))
+    setup_django(database)
     from django.db import connection
 
     from search.vector_index import index_exists
