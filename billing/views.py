@@ -25,7 +25,7 @@ from billing.serializers import (
     SubscriptionSerializer,
     WebhookAckSerializer,
 )
-from raptorflow.api import TenantAPIView
+from raptorflow.api import TenantAPIView, validated
 from raptorflow.errors import ApiError, NotConfigured
 from raptorflow.openapi import error_responses
 from raptorflow.pagination import paginator_with_ordering
@@ -81,9 +81,8 @@ class SubscribeView(TenantAPIView):
     )
     def post(self, request):
         self.require_role(*MANAGER_ROLES)
-        data = SubscribeInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        plan = data.validated_data["plan"]
+        data = validated(SubscribeInputSerializer, request.data)
+        plan = data["plan"]
         subscription, created = services.subscription_start(
             organization=self.organization, user=request.user, plan=plan, request=request
         )
@@ -116,12 +115,11 @@ class CancelView(TenantAPIView):
     )
     def post(self, request):
         self.require_role(*MANAGER_ROLES)
-        data = CancelInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(CancelInputSerializer, request.data)
         subscription = services.subscription_cancel(
             organization=self.organization,
             user=request.user,
-            at_cycle_end=data.validated_data["at_cycle_end"],
+            at_cycle_end=data["at_cycle_end"],
             request=request,
         )
         return Response(SubscriptionSerializer(subscription).data)

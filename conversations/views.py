@@ -21,7 +21,7 @@ from conversations.serializers import (
     TitleSearchQuerySerializer,
     idempotency_key_from,
 )
-from raptorflow.api import TenantAPIView
+from raptorflow.api import TenantAPIView, validated
 from raptorflow.openapi import error_responses
 from raptorflow.pagination import bounded_int_param, paginator_with_ordering
 
@@ -32,12 +32,6 @@ RECENT_DEFAULT, RECENT_MAX = 10, 100
 ConversationPagination = paginator_with_ordering("-activity_at", "-id")
 # Oldest first: sequence is unique within the one conversation being listed.
 MessagePagination = paginator_with_ordering("sequence")
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class ConversationListCreateView(TenantAPIView):
@@ -63,7 +57,7 @@ class ConversationListCreateView(TenantAPIView):
         tags=TAGS,
     )
     def post(self, request):
-        data = _validated(ConversationCreateInputSerializer, request.data)
+        data = validated(ConversationCreateInputSerializer, request.data)
         conversation = services.conversation_create(organization=self.organization, owner=request.user, **data)
         return Response(ConversationSerializer(conversation).data, status=status.HTTP_201_CREATED)
 
@@ -86,7 +80,7 @@ class ConversationDetailView(TenantAPIView):
     )
     def patch(self, request, id):
         conversation = self.get_object()
-        data = _validated(ConversationUpdateInputSerializer, request.data)
+        data = validated(ConversationUpdateInputSerializer, request.data)
         conversation = services.conversation_update(conversation=conversation, **data)
         return Response(ConversationSerializer(conversation).data)
 
@@ -138,7 +132,7 @@ class MessageListCreateView(ConversationMessagesMixin, TenantAPIView):
     def post(self, request, id):
         conversation = self.get_conversation()
         idempotency_key = idempotency_key_from(request)
-        data = _validated(MessageCreateInputSerializer, request.data)
+        data = validated(MessageCreateInputSerializer, request.data)
         message, created = services.message_create(conversation=conversation, idempotency_key=idempotency_key, **data)
         return Response(
             MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -181,7 +175,7 @@ class ConversationTitleSearchView(TenantAPIView):
         description="The caller's conversations whose title contains `q` (case-insensitive), newest activity first.",
     )
     def get(self, request):
-        query = _validated(TitleSearchQuerySerializer, request.query_params)["q"]
+        query = validated(TitleSearchQuerySerializer, request.query_params)["q"]
         conversations = selectors.conversation_search_by_title(self.get_queryset(), query=query)
         page = self.paginate_queryset(conversations)
         return self.get_paginated_response(ConversationSerializer(page, many=True).data)

@@ -18,7 +18,7 @@ from rag.serializers import (
     ReplySerializer,
     reply_body,
 )
-from raptorflow.api import TenantAPIView
+from raptorflow.api import TenantAPIView, validated
 from raptorflow.openapi import error_responses
 from raptorflow.pagination import paginator_with_ordering
 
@@ -65,12 +65,11 @@ class ProviderKeyDetailView(TenantAPIView):
     )
     def put(self, request, provider: str):
         self.require_role(*MANAGER_ROLES)
-        data = ProviderKeyInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(ProviderKeyInputSerializer, request.data)
         stored, created = services.provider_key_set(
             organization=self.organization,
             provider=provider,
-            api_key=data.validated_data["api_key"],
+            api_key=data["api_key"],
             actor=request.user,
             request=request,
         )
@@ -132,17 +131,16 @@ class ReplyView(TenantAPIView):
     def post(self, request, id):
         conversation = self.get_object()
         idempotency_key = idempotency_key_from(request)
-        data = ReplyInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(ReplyInputSerializer, request.data)
         prepared = replies.reply_prepare(
             user=request.user,
             organization=self.organization,
             conversation=conversation,
-            content=data.validated_data.get("content"),
-            message_id=data.validated_data.get("message_id"),
+            content=data.get("content"),
+            message_id=data.get("message_id"),
             idempotency_key=idempotency_key,
         )
-        if data.validated_data["stream"]:
+        if data["stream"]:
             return self._stream(prepared)
         if prepared.existing_reply is not None:
             body = reply_body(

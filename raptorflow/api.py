@@ -50,6 +50,13 @@ class TenantAPIView(generics.GenericAPIView):
             raise PermissionDenied("Your role in this organization does not allow this action.")
 
 
+def validated(serializer_class, data, **kwargs) -> dict:
+    """The validated data of `data`, or a 400 naming each bad field."""
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
 class StrictSerializer(serializers.Serializer):
     """Input serializer that rejects unknown and read-only fields instead of ignoring them,
     so a client never believes it changed something it did not."""

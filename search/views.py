@@ -10,7 +10,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from conversations.models import Conversation, Message
-from raptorflow.api import TenantAPIView
+from raptorflow.api import TenantAPIView, validated
 from raptorflow.openapi import error_responses
 from search import selectors, services
 from search.models import MessageEmbedding
@@ -30,12 +30,6 @@ from search.serializers import (
 )
 
 TAGS = ["search"]
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _embedding_body(row: MessageEmbedding, status_: str) -> dict:
@@ -77,7 +71,7 @@ class EmbedTextView(SearchAPIView):
         description="The vector of a text with the active embedding model (nothing is stored).",
     )
     def post(self, request):
-        data = _validated(EmbedTextInputSerializer, request.data)
+        data = validated(EmbedTextInputSerializer, request.data)
         provider, vector = services.text_embed(organization=self.organization, text=data["text"])
         return Response({"embedding": vector, "model": provider.model, "dimensions": provider.dimensions})
 
@@ -95,7 +89,7 @@ class EmbedAndStoreView(SearchAPIView):
         ),
     )
     def post(self, request):
-        data = _validated(EmbedAndStoreInputSerializer, request.data)
+        data = validated(EmbedAndStoreInputSerializer, request.data)
         conversation = self.get_scoped_or_404(Conversation, id=data["conversation_id"])
         message = self.get_scoped_or_404(Message, id=data["message_id"], conversation=conversation)
         row, outcome = services.embedding_store(message=message, text=data.get("text"))
@@ -122,8 +116,8 @@ class SemanticSearchView(SearchAPIView):
     def post(self, request):
         # A plain dict, not the QueryDict: DRF reads an empty optional field of a QueryDict as
         # absent, and `?conversation_id=` would silently search every conversation.
-        scope = _validated(SemanticSearchScopeSerializer, request.query_params.dict())
-        data = _validated(SemanticSearchInputSerializer, request.data)
+        scope = validated(SemanticSearchScopeSerializer, request.query_params.dict())
+        data = validated(SemanticSearchInputSerializer, request.data)
         conversation_id = None
         if "conversation_id" in scope:
             conversation_id = self.get_scoped_or_404(Conversation, id=scope["conversation_id"]).id
@@ -142,7 +136,7 @@ class GlobalSemanticSearchView(SearchAPIView):
         description="The most similar messages across all of the caller's own conversations.",
     )
     def get(self, request):
-        data = _validated(GlobalSearchQuerySerializer, request.query_params.dict())  # as in POST: `?limit=` is a 400
+        data = validated(GlobalSearchQuerySerializer, request.query_params.dict())  # as in POST: `?limit=` is a 400
         results = selectors.search_messages(user=request.user, organization=self.organization, **data)
         return Response(SearchResultsSerializer(_results_body(data["query"], results)).data)
 
@@ -187,7 +181,7 @@ class BatchEmbedView(SearchAPIView):
         ),
     )
     def post(self, request):
-        data = _validated(BatchEmbedInputSerializer, request.data)
+        data = validated(BatchEmbedInputSerializer, request.data)
         if "message_ids" in data:
             wanted = set(data["message_ids"])
             messages = list(self.scoped(Message).filter(id__in=wanted).order_by("created_at", "id"))

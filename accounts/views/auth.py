@@ -25,7 +25,7 @@ from accounts.serializers import (
     token_response,
 )
 from accounts.tokens import ORG_CLAIM, mint_tokens, parse_access, parse_refresh, revoke_access, rotate_refresh
-from raptorflow.api import TenantAPIView
+from raptorflow.api import TenantAPIView, validated
 from raptorflow.errors import ApiError
 from raptorflow.openapi import error_responses
 
@@ -105,9 +105,8 @@ class GoogleIdTokenView(PublicAPIView):
         description="Signs in with a Google ID token (e.g. from @react-oauth/google).",
     )
     def post(self, request):
-        data = GoogleIdTokenInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        identity = google.identity_from_id_token(request, id_token=data.validated_data["id_token"])
+        data = validated(GoogleIdTokenInputSerializer, request.data)
+        identity = google.identity_from_id_token(request, id_token=data["id_token"])
         user, created = google.user_for_identity(identity)
         return Response(_signed_in(request, user, method="google_id_token", created=created))
 
@@ -144,9 +143,8 @@ class MeView(TenantAPIView):
 class LogoutView(TenantAPIView):
     @extend_schema(request=RefreshInputSerializer, responses={204: None}, tags=AUTH_TAG)
     def post(self, request):
-        data = RefreshInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        refresh = parse_refresh(data.validated_data["refresh"])
+        data = validated(RefreshInputSerializer, request.data)
+        refresh = parse_refresh(data["refresh"])
         if str(refresh.get("user_id")) != str(request.user.pk):
             raise AuthenticationFailed("This refresh token belongs to another user.", code="token_not_valid")
         refresh.blacklist()
@@ -163,9 +161,8 @@ class VerifyTokenView(PublicAPIView):
         description="Checks an access token: 200 with its user and expiry, or 401.",
     )
     def post(self, request):
-        data = VerifyTokenInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        token = parse_access(data.validated_data["token"])
+        data = validated(VerifyTokenInputSerializer, request.data)
+        token = parse_access(data["token"])
         _require_active_membership(token["user_id"], token.get(ORG_CLAIM))
         return Response({"valid": True, "user_id": token["user_id"], "exp": token["exp"]})
 
@@ -178,10 +175,9 @@ class RefreshView(PublicAPIView):
         description="A new access token and a rotated refresh token; the old refresh token stops working.",
     )
     def post(self, request):
-        data = RefreshInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(RefreshInputSerializer, request.data)
         with transaction.atomic():
-            refresh = parse_refresh(data.validated_data["refresh"])
+            refresh = parse_refresh(data["refresh"])
             _require_active_membership(refresh.get("user_id"), refresh.get(ORG_CLAIM))
             tokens = rotate_refresh(refresh)
         return Response(tokens)

@@ -32,17 +32,11 @@ from accounts.serializers import (
 )
 from accounts.tokens import mint_tokens
 from conversations.models import Conversation
-from raptorflow.api import TenantAPIView
+from raptorflow.api import TenantAPIView, validated
 from raptorflow.openapi import error_responses
 from raptorflow.pagination import paginator_with_ordering
 
 TAGS = ["organizations"]
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _as_mine(user, organization) -> dict:
@@ -84,7 +78,7 @@ class OrganizationListCreateView(TenantAPIView):
         description="Creates an organization owned by the caller. Switch to it to work inside it.",
     )
     def post(self, request):
-        data = _validated(OrganizationCreateInputSerializer, request.data)
+        data = validated(OrganizationCreateInputSerializer, request.data)
         organization = services.organization_create(name=data["name"], owner=request.user)
         audit.record("organization.create", request=request, actor=request.user, organization=organization)
         return Response(_as_mine(request.user, organization), status=status.HTTP_201_CREATED)
@@ -111,7 +105,7 @@ class CurrentOrganizationView(TenantAPIView):
     )
     def patch(self, request):
         self.require_role(*MANAGER_ROLES)
-        data = _validated(OrganizationUpdateInputSerializer, request.data)
+        data = validated(OrganizationUpdateInputSerializer, request.data)
         organization = services.organization_update(actor=self.caller.membership, request=request, **data)
         return Response(_as_mine(request.user, organization))
 
@@ -144,7 +138,7 @@ class SwitchOrganizationView(TenantAPIView):
         ),
     )
     def post(self, request):
-        data = _validated(SwitchOrganizationInputSerializer, request.data)
+        data = validated(SwitchOrganizationInputSerializer, request.data)
         membership = services.organization_switch(user=request.user, organization_id=data["organization_id"])
         organization = membership.organization
         audit.record("auth.switch_organization", request=request, actor=request.user, organization=organization)
@@ -191,7 +185,7 @@ class MemberDetailView(TenantAPIView):
     def patch(self, request, user_id):
         target = self.get_object()
         self.require_role(*MANAGER_ROLES)
-        data = _validated(MemberRoleInputSerializer, request.data)
+        data = validated(MemberRoleInputSerializer, request.data)
         membership = services.membership_change_role(
             actor=self.caller.membership, target=target, role=data["role"], request=request
         )
@@ -256,7 +250,7 @@ class InvitationListCreateView(TenantAPIView):
     )
     def post(self, request):
         self.require_role(*MANAGER_ROLES)
-        data = _validated(InvitationCreateInputSerializer, request.data)
+        data = validated(InvitationCreateInputSerializer, request.data)
         invitation = services.invitation_create(actor=self.caller.membership, request=request, **data)
         return Response(
             InvitationSerializer(self.get_queryset().get(pk=invitation.pk)).data, status=status.HTTP_201_CREATED
@@ -335,7 +329,7 @@ class DomainClaimListCreateView(TenantAPIView):
     )
     def post(self, request):
         self.require_role(*MANAGER_ROLES)
-        data = _validated(DomainClaimInputSerializer, request.data)
+        data = validated(DomainClaimInputSerializer, request.data)
         claim = services.domain_claim_create(actor=self.caller.membership, domain=data["domain"], request=request)
         return Response(DomainClaimSerializer(claim).data, status=status.HTTP_201_CREATED)
 
