@@ -224,3 +224,23 @@ class RateLimitWindow(models.Model):
 
     def __str__(self):
         return f"{self.key}: {self.count} until {self.expires_at:%H:%M:%S}"
+
+
+class WorkspaceExclusion(models.Model):
+    """Someone removed from (or who left) an organization: its approved Workspace domain
+    claim no longer adds them back at their next Google sign-in. An invitation they accept
+    lifts it."""
+
+    tenant_scope = TenantScope.ORGANIZATION
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "user"], name="workspace_exclusion_unique")]
+
+    def __str__(self):
+        return f"{self.user} kept out of {self.organization}"

@@ -14,7 +14,16 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 import billing.services
 from accounts import audit
-from accounts.models import MANAGER_ROLES, DomainClaim, Invitation, Membership, Organization, Role, User
+from accounts.models import (
+    MANAGER_ROLES,
+    DomainClaim,
+    Invitation,
+    Membership,
+    Organization,
+    Role,
+    User,
+    WorkspaceExclusion,
+)
 from raptorflow.errors import Conflict, UpstreamUnavailable
 
 # Consumer mailboxes never match a claimed Workspace domain.
@@ -59,6 +68,9 @@ def workspace_domain_join(
         return None
     claim = DomainClaim.objects.filter(domain__iexact=domain, approved=True).select_related("organization").first()
     if claim is None:
+        return None
+    # A removal sticks: the domain does not add back someone removed or who left.
+    if WorkspaceExclusion.objects.filter(organization=claim.organization, user=user).exists():
         return None
     membership, created = Membership.objects.get_or_create(
         organization=claim.organization, user=user, defaults={"role": Role.MEMBER}
@@ -248,6 +260,7 @@ def membership_remove(*, actor: Membership, target: Membership, request=None) ->
         raise _last_owner("leave" if leaving else "be removed")
     user, organization, role = target.user, target.organization, target.role
     target.delete()
+    WorkspaceExclusion.objects.get_or_create(organization=organization, user=user)
     _repoint_default_organization(user, away_from_id=organization.pk)
     audit.record(
         "membership.leave" if leaving else "membership.remove",
@@ -389,6 +402,7 @@ def invitation_accept(*, user: User, token: str, request=None) -> tuple[Membersh
     membership, created = Membership.objects.get_or_create(
         organization=invitation.organization, user=user, defaults={"role": invitation.role}
     )
+    WorkspaceExclusion.objects.filter(organization=invitation.organization, user=user).delete()
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])

@@ -1,5 +1,6 @@
 import base64
 import hashlib
+import re
 
 import pytest
 from allauth.socialaccount.models import SocialAccount
@@ -199,3 +200,54 @@ def test_workspace_sign_in_joins_the_approved_domain_and_is_audited(fake_google,
     assert Membership.objects.get(user=hire, organization=team).role == Role.MEMBER
     entry = AuditLog.objects.get(action="organization.workspace_join")
     assert (entry.actor_id, entry.organization_id, entry.details["domain"]) == (hire.id, team.id, "acme.test")
+
+
+def test_a_removed_member_is_not_added_back_by_the_workspace_domain(fake_google, anon_client):
+    from accounts.models import DomainClaim
+    from accounts.services import organization_create
+    from tests.conftest import make_client
+
+    founder = user_create_with_personal_organization(email="founder@acme.test")
+    team = organization_create(name="Acme Marketing", owner=founder)
+    DomainClaim.objects.create(organization=team, domain="acme.test", approved=True)
+
+    def sign_in():
+        token = fake_google.id_token(sub="sub-hire", email="hire@acme.test", hd="acme.test")
+        return anon_client.post("/api/auth/google/token", {"id_token": token}, format="json")
+
+    assert sign_in().status_code == 200
+    hire = User.objects.get(email="hire@acme.test")
+    removed = make_client(founder, team).delete(f"/api/organizations/current/members/{hire.id}")
+    assert removed.status_code == 204
+
+    assert sign_in().status_code == 200
+    assert not Membership.objects.filter(user=hire, organization=team).exists()
+
+
+def test_an_accepted_invitation_lifts_the_workspace_exclusion(fake_google, anon_client):
+    from accounts.models import DomainClaim, WorkspaceExclusion
+    from accounts.services import organization_create
+    from tests.conftest import make_client
+
+    founder = user_create_with_personal_organization(email="founder@acme.test")
+    team = organization_create(name="Acme Marketing", owner=founder)
+    DomainClaim.objects.create(organization=team, domain="acme.test", approved=True)
+    token = fake_google.id_token(sub="sub-hire", email="hire@acme.test", hd="acme.test")
+    anon_client.post("/api/auth/google/token", {"id_token": token}, format="json")
+    hire = User.objects.get(email="hire@acme.test")
+    founder_client = make_client(founder, team)
+    founder_client.delete(f"/api/organizations/current/members/{hire.id}")
+    assert WorkspaceExclusion.objects.filter(user=hire, organization=team).exists()
+
+    from django.core import mail
+
+    invited = founder_client.post(
+        "/api/organizations/current/invitations", {"email": "hire@acme.test", "role": "member"}, format="json"
+    )
+    assert invited.status_code == 201
+    link_token = re.search(r"/invitations/([A-Za-z0-9_-]+)", mail.outbox[-1].body).group(1)
+    accepted = make_client(hire).post(f"/api/invitations/{link_token}/accept", {}, format="json")
+
+    assert accepted.status_code in (200, 201), accepted.content
+    assert Membership.objects.filter(user=hire, organization=team).exists()
+    assert not WorkspaceExclusion.objects.filter(user=hire, organization=team).exists()
