@@ -1,43 +1,16 @@
 """The last-owner rule under concurrency: real transactions on separate connections."""
 
-import threading
-
 import pytest
-from django.db import connection
 from rest_framework.exceptions import NotFound, PermissionDenied
 
 from accounts.models import Membership, Organization, Role
 from accounts.services import membership_change_role, membership_remove
 from tests.accounts_orgs.conftest import join, new_user
-
-
-def run_together(*calls) -> list:
-    """Runs each call in its own thread (own connection and transaction), started at
-    the same moment; answers each one's result or exception."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            barrier.wait()
-            outcomes[index] = call()
-        except Exception as exc:
-            outcomes[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
+from tests.concurrency import run_together
 
 
 @pytest.fixture
 def two_owners(transactional_db):
-    # Serialized rollback like every transactional test of the suite: a plain flush would
-    # recreate the content types under new ids, which a later serialized test cannot restore.
     first = new_user("first@acme.test")
     organization = Organization.objects.create(name="Acme")
     second = new_user("second@acme.test")

@@ -1,41 +1,16 @@
 """Concurrent reservations on real transactions, one database connection per thread: at
 quota − 1, exactly one of several simultaneous requests gets the last message."""
 
-import threading
-
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import override_settings
 
 from billing import quotas, selectors
 from billing.models import Usage
 from raptorflow.errors import PaymentRequired
+from tests.concurrency import run_together
 
 THREADS = 8
-
-
-def run_together(target, count):
-    """Runs target() in `count` threads released at once; returns what each returned or
-    raised. Each thread closes its own database connection."""
-    barrier = threading.Barrier(count)
-    outcomes = [None] * count
-
-    def worker(index):
-        try:
-            barrier.wait(timeout=30)
-            outcomes[index] = target()
-        except Exception as exc:  # reported by the test
-            outcomes[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a reservation is stuck"
-    return outcomes
 
 
 @pytest.mark.django_db(transaction=True)
@@ -54,7 +29,7 @@ def test_at_quota_minus_one_exactly_one_concurrent_reservation_succeeds(org, exi
         return "reserved"
 
     with override_settings(FREE_PLAN_MESSAGES=limit):
-        outcomes = run_together(reserve_in_a_transaction, THREADS)
+        outcomes = run_together(*[reserve_in_a_transaction] * THREADS)
 
     assert outcomes.count("reserved") == 1, outcomes
     refused = [outcome for outcome in outcomes if outcome != "reserved"]
@@ -71,7 +46,7 @@ def test_concurrent_recording_loses_no_count(org):
         quotas.record_reply_tokens(org, 10)
         return "recorded"
 
-    assert run_together(record, THREADS) == ["recorded"] * THREADS
+    assert run_together(*[record] * THREADS) == ["recorded"] * THREADS
 
     row = Usage.objects.get(organization=org)
     assert (row.embeddings, row.reply_tokens) == (3 * THREADS, 10 * THREADS)

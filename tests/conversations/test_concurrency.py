@@ -2,19 +2,24 @@
 numbers stay exactly 1..N, message_count equals the number of rows, an Idempotency-Key is
 honoured once and usage increments are never lost."""
 
-import threading
 from collections import Counter
+from functools import partial
 
 import pytest
-from django.db import connection
 
 from conversations.models import Conversation, Message
 from conversations.services import conversation_add_usage
 from raptorflow import jobs
+from tests.concurrency import run_together
 from tests.conftest import make_client
 
 THREADS = 10
 MESSAGES_PER_THREAD = 3
+
+
+def run_in_threads(target, count):
+    """target(index) in `count` threads released together."""
+    return run_together(*[partial(target, index) for index in range(count)])
 
 
 @pytest.fixture(autouse=True)
@@ -23,30 +28,6 @@ def _background_jobs_finish_within_the_test(transactional_db):
     they all finish before the database is flushed for the next test."""
     yield
     jobs.in_process_worker().wait_until_idle()
-
-
-def run_in_threads(target, count):
-    """Runs target(index) in `count` threads released together; returns what each returned
-    (or raised). Each thread closes its own database connection when it is done."""
-    barrier = threading.Barrier(count)
-    outcomes = [None] * count
-
-    def worker(index):
-        try:
-            barrier.wait(timeout=30)
-            outcomes[index] = target(index)
-        except Exception as exc:  # reported by the test, not swallowed
-            outcomes[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a writer is stuck"
-    return outcomes
 
 
 @pytest.mark.django_db(transaction=True)
