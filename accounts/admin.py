@@ -1,20 +1,19 @@
-"""Operators' view of users, organizations, memberships, invitations, Workspace domain
-claims and the audit log.
+"""Operators' view of users, organizations, memberships, invitations and Workspace domain
+claims (the audit log's is raptorflow/admin.py).
 
 Deletions and approvals go through accounts.services, as the API's do: deleting an
 organization cancels its subscription first, deleting a user follows the last-owner rule
 and takes their personal organization along, and approving a domain claim is audited.
-The audit log is read-only here.
 """
 
 from allauth.socialaccount.models import SocialAccount
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.http import HttpResponseRedirect
-from rest_framework.exceptions import APIException
 
 from accounts import services
-from accounts.models import AuditLog, DomainClaim, Invitation, Membership, Organization, User
+from accounts.models import DomainClaim, Invitation, Membership, Organization, User
+from raptorflow.errors import DomainError
 
 
 class ServiceDeleteMixin:
@@ -25,7 +24,7 @@ class ServiceDeleteMixin:
     def delete_through_service(self, request, obj) -> bool:
         try:
             self.service_delete(request, obj)
-        except APIException as exc:
+        except DomainError as exc:
             self.message_user(request, f"{obj}: {exc.detail}", messages.ERROR)
             request._service_delete_refused = True
             return False
@@ -116,16 +115,16 @@ class UserAdmin(ServiceDeleteMixin, admin.ModelAdmin):
         return super().has_delete_permission(request, obj)
 
     def service_delete(self, request, obj):
-        services.account_delete(user=obj, request=request)
+        services.account_delete(user=obj)
 
     @admin.action(description="Delete the selected accounts (as their owners would)", permissions=["delete"])
     def delete_accounts(self, request, queryset):
         deleted = 0
         for user in queryset:
             try:
-                services.account_delete(user=user, request=request)
+                services.account_delete(user=user)
                 deleted += 1
-            except APIException as exc:
+            except DomainError as exc:
                 self.message_user(request, f"{user.email}: {exc.detail}", messages.ERROR)
         if deleted:
             self.message_user(request, f"Deleted {deleted} account(s).", messages.SUCCESS)
@@ -173,7 +172,7 @@ class OrganizationAdmin(ServiceDeleteMixin, admin.ModelAdmin):
         return organization.member_total
 
     def service_delete(self, request, obj):
-        services.unscoped_organization_delete(organization=obj, operator=request.user, request=request)
+        services.unscoped_organization_delete(organization=obj, operator=request.user)
 
 
 @admin.register(Membership)
@@ -200,23 +199,5 @@ class DomainClaimAdmin(admin.ModelAdmin):
     @admin.action(description="Approve the selected domain claims (matching Google sign-ins join)")
     def approve(self, request, queryset):
         for claim in queryset:
-            services.domain_claim_approve(claim=claim, operator=request.user, request=request)
+            services.domain_claim_approve(claim=claim, operator=request.user)
         self.message_user(request, f"Approved {queryset.count()} domain claim(s).", messages.SUCCESS)
-
-
-@admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "action", "actor_email", "organization_id", "target_type", "target_id", "ip_address"]
-    list_filter = ["action"]
-    search_fields = ["action", "actor_email", "target_id", "request_id"]
-    date_hierarchy = "created_at"
-    ordering = ["-created_at"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,5 +1,5 @@
-"""Users, organizations (tenants), memberships, invitations, Workspace domain claims and
-the audit log."""
+"""Users, organizations (tenants), memberships, invitations and Workspace domain claims.
+The audit log is the core app's (raptorflow.models)."""
 
 import uuid
 
@@ -179,51 +179,6 @@ class DomainClaim(models.Model):
 
     def __str__(self):
         return f"{self.domain} ({'approved' if self.approved else 'pending'})"
-
-
-class AuditLogQuerySet(TenantQuerySet):
-    def for_org(self, organization):
-        return self.filter(organization_id=organization.pk)
-
-
-class AuditLog(models.Model):
-    """Security-relevant actions. Ids are copied, not foreign keys, so the trail outlives
-    the users and organizations it mentions."""
-
-    tenant_scope = TenantScope.ORGANIZATION
-
-    id = models.BigAutoField(primary_key=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    action = models.CharField(max_length=64, db_index=True)
-    actor_id = models.UUIDField(null=True, blank=True)
-    actor_email = models.CharField(max_length=254, blank=True)
-    organization_id = models.UUIDField(null=True, blank=True, db_index=True)
-    target_type = models.CharField(max_length=64, blank=True)
-    target_id = models.CharField(max_length=64, blank=True)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    request_id = models.CharField(max_length=64, blank=True)
-    details = models.JSONField(default=dict, blank=True)
-
-    objects = AuditLogQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self):
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} by {self.actor_email or '-'}"
-
-
-class RateLimitWindow(models.Model):
-    """A fixed rate-limit window, counted in PostgreSQL when no Redis is configured: one
-    upsert per request (raptorflow.throttling) instead of the database cache's many
-    statements. Expired windows are reused in place."""
-
-    key = models.CharField(max_length=200, primary_key=True)
-    count = models.PositiveIntegerField()
-    expires_at = models.DateTimeField(db_index=True)
-
-    def __str__(self):
-        return f"{self.key}: {self.count} until {self.expires_at:%H:%M:%S}"
 
 
 class WorkspaceExclusion(models.Model):

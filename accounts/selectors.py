@@ -2,11 +2,10 @@
 built on a queryset the caller already scoped (raptorflow.tenancy), or on the user alone
 for what belongs to the person rather than to one organization."""
 
-from django.db.models import Case, F, Prefetch, QuerySet, Value, When
+from django.db.models import Case, F, QuerySet, Value, When
 from django.utils import timezone
 
 from accounts.models import InvitationStatus, Membership, Organization, User
-from conversations.models import Message
 
 
 def active_membership(user_id, organization_id) -> Membership | None:
@@ -46,11 +45,4 @@ def invitations_with_status(invitations: QuerySet) -> QuerySet:
             When(expires_at__lte=timezone.now(), then=Value(InvitationStatus.EXPIRED)),
             default=Value(InvitationStatus.PENDING),
         )
-    )
-
-
-def conversations_for_export(conversations: QuerySet) -> QuerySet:
-    """Conversations (already scoped to their owner) with their messages in order."""
-    return conversations.order_by("created_at", "id").prefetch_related(
-        Prefetch("messages", queryset=Message.objects.order_by("sequence"))
     )

@@ -5,7 +5,6 @@ from rest_framework import serializers
 
 from accounts.models import DomainClaim, InvitationStatus, Membership, Organization, Role, User
 from accounts.services import CONSUMER_EMAIL_DOMAINS
-from conversations.serializers import ConversationSerializer, MessageSerializer
 from raptorflow.api import StrictSerializer
 from raptorflow.json_fields import MetadataField
 
@@ -165,23 +164,3 @@ class DomainClaimInputSerializer(StrictSerializer):
         if domain in CONSUMER_EMAIL_DOMAINS:
             raise serializers.ValidationError("Consumer email domains cannot be claimed.")
         return domain
-
-
-class ExportConversationSerializer(ConversationSerializer):
-    messages = MessageSerializer(many=True, help_text="Every message, oldest first.")
-
-    class Meta(ConversationSerializer.Meta):
-        fields = [*ConversationSerializer.Meta.fields, "messages"]
-        read_only_fields = fields
-
-
-class AccountExportSerializer(serializers.Serializer):
-    exported_at = serializers.DateTimeField()
-    scope = serializers.ChoiceField(
-        choices=["current_organization"],
-        help_text="The export holds the caller's own conversations in the organization of the access token "
-        "(switch organization to export another one).",
-    )
-    user = UserSerializer()
-    organization = OrganizationSerializer()
-    conversations = ExportConversationSerializer(many=True)

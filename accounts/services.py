@@ -9,11 +9,8 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-import billing.services
-from accounts import audit
 from accounts.models import (
     MANAGER_ROLES,
     DomainClaim,
@@ -24,7 +21,8 @@ from accounts.models import (
     User,
     WorkspaceExclusion,
 )
-from raptorflow.errors import Conflict, UpstreamUnavailable
+from raptorflow import audit, hooks
+from raptorflow.errors import Conflict, InvalidInput, NotFound, PermissionDenied, UpstreamUnavailable
 
 # Consumer mailboxes never match a claimed Workspace domain.
 CONSUMER_EMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
@@ -161,9 +159,7 @@ def _repoint_default_organization(user: User, *, away_from_id) -> None:
 
 
 @transaction.atomic
-def organization_update(
-    *, actor: Membership, name: str | None = None, settings: dict | None = None, request=None
-) -> Organization:
+def organization_update(*, actor: Membership, name: str | None = None, settings: dict | None = None) -> Organization:
     _require_manager(actor)
     organization = Organization.objects.select_for_update().get(pk=actor.organization_id)
     changed = []
@@ -176,13 +172,11 @@ def organization_update(
     if changed:
         # Only the fields sent: a concurrent update of the other one is not overwritten.
         organization.save(update_fields=[*changed, "updated_at"])
-        audit.record(
-            "organization.update", request=request, actor=actor.user, organization=organization, fields=changed
-        )
+        audit.record("organization.update", actor=actor.user, organization=organization, fields=changed)
     return organization
 
 
-def organization_delete(*, actor: Membership, request=None) -> None:
+def organization_delete(*, actor: Membership) -> None:
     """Deletes the organization with every row that belongs to it (conversations, messages,
     embeddings, invitations, domain claims, memberships cascade through their foreign
     keys); the audit trail stays. Its subscription is cancelled first, outside the
@@ -190,21 +184,20 @@ def organization_delete(*, actor: Membership, request=None) -> None:
     if actor.role != Role.OWNER:
         raise PermissionDenied("Only an owner can delete the organization.")
     organization = actor.organization
-    billing.services.cancel_for_organization_deletion(organization)
-    _unscoped_organization_delete(organization, actor=actor.user, request=request, reason="owner_request")
+    hooks.organization_deleting(organization)
+    _unscoped_organization_delete(organization, actor=actor.user, reason="owner_request")
 
 
-def unscoped_organization_delete(*, organization: Organization, operator: User, request=None) -> None:
+def unscoped_organization_delete(*, organization: Organization, operator: User) -> None:
     """An operator's deletion (Django admin): the same as an owner's, without a role."""
-    billing.services.cancel_for_organization_deletion(organization)
-    _unscoped_organization_delete(organization, actor=operator, request=request, reason="operator")
+    hooks.organization_deleting(organization)
+    _unscoped_organization_delete(organization, actor=operator, reason="operator")
 
 
 @transaction.atomic
-def _unscoped_organization_delete(organization: Organization, *, actor: User, request, reason: str) -> None:
+def _unscoped_organization_delete(organization: Organization, *, actor: User, reason: str) -> None:
     audit.record(
         "organization.delete",
-        request=request,
         actor=actor,
         organization=organization,
         target=organization,
@@ -220,7 +213,7 @@ def _unscoped_organization_delete(organization: Organization, *, actor: User, re
 
 
 @transaction.atomic
-def membership_change_role(*, actor: Membership, target: Membership, role: str, request=None) -> Membership:
+def membership_change_role(*, actor: Membership, target: Membership, role: str) -> Membership:
     actor, target, owner_count = _lock_for_owner_rules(actor, target)
     _require_manager(actor)
     if Role.OWNER in (role, target.role) and actor.role != Role.OWNER:
@@ -234,7 +227,6 @@ def membership_change_role(*, actor: Membership, target: Membership, role: str, 
     target.save(update_fields=["role"])
     audit.record(
         "membership.role_change",
-        request=request,
         actor=actor.user,
         organization=target.organization,
         target=target.user,
@@ -245,7 +237,7 @@ def membership_change_role(*, actor: Membership, target: Membership, role: str, 
 
 
 @transaction.atomic
-def membership_remove(*, actor: Membership, target: Membership, request=None) -> None:
+def membership_remove(*, actor: Membership, target: Membership) -> None:
     """Removes a member, or lets the caller leave when `target` is their own membership.
     Their tokens for this organization stop working at once: authentication re-reads the
     membership on every request. Their conversations stay in the organization, private
@@ -264,7 +256,6 @@ def membership_remove(*, actor: Membership, target: Membership, request=None) ->
     _repoint_default_organization(user, away_from_id=organization.pk)
     audit.record(
         "membership.leave" if leaving else "membership.remove",
-        request=request,
         actor=actor.user,
         organization=organization,
         target=user,
@@ -276,7 +267,7 @@ def invitation_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def invitation_create(*, actor: Membership, email: str, role: str, request=None) -> Invitation:
+def invitation_create(*, actor: Membership, email: str, role: str) -> Invitation:
     """Creates a single-use invitation and emails its link. Only the token's sha256 is
     stored; the token itself exists only in the email. If the email cannot be sent, the
     invitation is not kept."""
@@ -303,7 +294,6 @@ def invitation_create(*, actor: Membership, email: str, role: str, request=None)
         )
         audit.record(
             "invitation.create",
-            request=request,
             actor=actor.user,
             organization=organization,
             target=invitation,
@@ -338,7 +328,7 @@ def _send_invitation_email(invitation: Invitation, *, token: str, inviter: User)
 
 
 @transaction.atomic
-def invitation_revoke(*, actor: Membership, invitation: Invitation, request=None) -> None:
+def invitation_revoke(*, actor: Membership, invitation: Invitation) -> None:
     _require_manager(actor)
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.accepted_at is not None:
@@ -349,7 +339,6 @@ def invitation_revoke(*, actor: Membership, invitation: Invitation, request=None
     invitation.save(update_fields=["revoked_at"])
     audit.record(
         "invitation.revoke",
-        request=request,
         actor=actor.user,
         organization=invitation.organization,
         target=invitation,
@@ -373,7 +362,7 @@ def user_email_verified(user: User) -> bool:
 
 
 @transaction.atomic
-def invitation_accept(*, user: User, token: str, request=None) -> tuple[Membership, bool]:
+def invitation_accept(*, user: User, token: str) -> tuple[Membership, bool]:
     """Joins the invitation's organization. Answers (membership, created); accepting again
     an invitation this user already accepted, while still a member, is an idempotent
     repeat. An unknown or revoked token and an invitation for another email are the same
@@ -408,7 +397,6 @@ def invitation_accept(*, user: User, token: str, request=None) -> tuple[Membersh
     invitation.save(update_fields=["accepted_at", "accepted_by"])
     audit.record(
         "invitation.accept",
-        request=request,
         actor=user,
         organization=invitation.organization,
         target=invitation,
@@ -431,17 +419,16 @@ def organization_switch(*, user: User, organization_id) -> Membership:
     return membership
 
 
-def domain_claim_create(*, actor: Membership, domain: str, request=None) -> DomainClaim:
+def domain_claim_create(*, actor: Membership, domain: str) -> DomainClaim:
     _require_manager(actor)
     domain = domain.strip().lower().rstrip(".")
     if domain in CONSUMER_EMAIL_DOMAINS:
-        raise ValidationError({"domain": ["Consumer email domains cannot be claimed."]})
+        raise InvalidInput({"domain": ["Consumer email domains cannot be claimed."]})
     try:
         with transaction.atomic():
             claim = DomainClaim.objects.create(organization=actor.organization, domain=domain)
             audit.record(
                 "domain_claim.create",
-                request=request,
                 actor=actor.user,
                 organization=actor.organization,
                 target=claim,
@@ -453,11 +440,10 @@ def domain_claim_create(*, actor: Membership, domain: str, request=None) -> Doma
 
 
 @transaction.atomic
-def domain_claim_delete(*, actor: Membership, claim: DomainClaim, request=None) -> None:
+def domain_claim_delete(*, actor: Membership, claim: DomainClaim) -> None:
     _require_manager(actor)
     audit.record(
         "domain_claim.delete",
-        request=request,
         actor=actor.user,
         organization=claim.organization,
         target=claim,
@@ -468,7 +454,7 @@ def domain_claim_delete(*, actor: Membership, claim: DomainClaim, request=None) 
 
 
 @transaction.atomic
-def domain_claim_approve(*, claim: DomainClaim, operator: User, request=None) -> DomainClaim:
+def domain_claim_approve(*, claim: DomainClaim, operator: User) -> DomainClaim:
     """An operator's approval (Django admin): from now on Google sign-ins from this
     Workspace domain join the organization."""
     claim = DomainClaim.objects.select_for_update().select_related("organization").get(pk=claim.pk)
@@ -478,7 +464,6 @@ def domain_claim_approve(*, claim: DomainClaim, operator: User, request=None) ->
     claim.save(update_fields=["approved", "approved_at", "approved_by"])
     audit.record(
         "domain_claim.approve",
-        request=request,
         actor=operator,
         organization=claim.organization,
         target=claim,
@@ -515,7 +500,7 @@ def _refuse_if_ownerless(ownerless: list[Organization]) -> None:
         )
 
 
-def account_delete(*, user: User, request=None) -> None:
+def account_delete(*, user: User) -> None:
     """Deletes the user's account: organizations where nobody else is a member (their
     personal one, usually) are deleted whole, the user leaves the others, and their own
     conversations everywhere go with them (foreign keys cascade). Refused (409) while they
@@ -525,7 +510,7 @@ def account_delete(*, user: User, request=None) -> None:
     _refuse_if_ownerless(ownerless)
     # Subscriptions are cancelled before anything is deleted, outside the transaction.
     for organization in solo:
-        billing.services.cancel_for_organization_deletion(organization)
+        hooks.organization_deleting(organization)
     cancelled = {organization.pk for organization in solo}
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
@@ -534,14 +519,13 @@ def account_delete(*, user: User, request=None) -> None:
         _refuse_if_ownerless(ownerless)
         for organization in solo:
             if organization.pk not in cancelled:
-                billing.services.cancel_for_organization_deletion(organization)
+                hooks.organization_deleting(organization)
         deleted = [str(organization.pk) for organization in solo]
         for organization in solo:
-            _unscoped_organization_delete(organization, actor=user, request=request, reason="account_deletion")
+            _unscoped_organization_delete(organization, actor=user, reason="account_deletion")
         left = list(Membership.objects.filter(user=user).values_list("organization_id", flat=True))
         audit.record(
             "account.delete",
-            request=request,
             actor=user,
             target=user,
             deleted_organizations=deleted,

@@ -38,5 +38,4 @@ urlpatterns = [
         organizations.DomainClaimDetailView.as_view(),
         name="domain-detail",
     ),
-    path("api/auth/me/export", organizations.AccountExportView.as_view(), name="me-export"),
 ]

@@ -8,6 +8,12 @@ class BillingConfig(AppConfig):
 
     def ready(self):
         from billing.catalogue import seed_after_migrate
+        from billing.services import cancel_for_organization_deletion
+        from raptorflow import hooks
+
+        # An organization is deleted only once its live subscription is cancelled: a
+        # failure to cancel raises and blocks the deletion (raptorflow/hooks.py).
+        hooks.organization_deleting.register(cancel_for_organization_deletion)
 
         # Test runs flush the database between transactional tests; the plan catalogue
         # (reference data, like content types) comes back with post_migrate.

@@ -5,24 +5,23 @@ import logging
 from datetime import UTC, datetime
 
 from django.db import transaction
-from rest_framework.exceptions import ValidationError
 
-from accounts import audit
 from accounts.models import Organization
 from billing import razorpay, selectors
 from billing.models import Plan, Subscription, SubscriptionStatus
-from raptorflow.errors import ApiError, Conflict, NotConfigured, UpstreamBadResponse
+from raptorflow import audit
+from raptorflow.errors import Conflict, DomainError, InvalidInput, NotConfigured, UpstreamBadResponse
 
 logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
-def subscription_start(*, organization: Organization, user, plan: Plan, request=None) -> tuple[Subscription, bool]:
+def subscription_start(*, organization: Organization, user, plan: Plan) -> tuple[Subscription, bool]:
     """Creates the Razorpay subscription the client then opens Checkout for: (subscription,
     created). Asking again for the same plan before Checkout completes returns the same
     one; a live subscription must be cancelled first."""
     if plan.is_free:
-        raise ValidationError({"plan": ["The free plan needs no subscription: cancel the paid one instead."]})
+        raise InvalidInput({"plan": ["The free plan needs no subscription: cancel the paid one instead."]})
     razorpay.require_configured()
     if not plan.razorpay_plan_id:
         raise NotConfigured(f"The {plan.name} plan has no Razorpay plan id yet; an operator sets it in the admin.")
@@ -53,7 +52,6 @@ def subscription_start(*, organization: Organization, user, plan: Plan, request=
     subscription.save()
     audit.record(
         "billing.subscribe",
-        request=request,
         actor=user,
         organization=organization,
         target=subscription,
@@ -64,7 +62,7 @@ def subscription_start(*, organization: Organization, user, plan: Plan, request=
 
 
 @transaction.atomic
-def subscription_cancel(*, organization: Organization, user, at_cycle_end: bool = False, request=None) -> Subscription:
+def subscription_cancel(*, organization: Organization, user, at_cycle_end: bool = False) -> Subscription:
     """Cancels the live subscription, now or (for an active one) at the end of the paid
     period. Repeating it changes nothing."""
     razorpay.require_configured()
@@ -86,7 +84,6 @@ def subscription_cancel(*, organization: Organization, user, at_cycle_end: bool 
     live.save()
     audit.record(
         "billing.cancel",
-        request=request,
         actor=user,
         organization=organization,
         target=live,
@@ -109,7 +106,7 @@ def cancel_for_organization_deletion(organization) -> None:
         return
     try:
         entity = razorpay.cancel_subscription(live.razorpay_subscription_id, at_cycle_end=False)
-    except ApiError:
+    except DomainError:
         logger.exception(
             "Could not cancel Razorpay subscription %s of organization %s; its deletion is refused",
             live.razorpay_subscription_id,

@@ -26,7 +26,7 @@ from billing.serializers import (
     WebhookAckSerializer,
 )
 from raptorflow.api import TenantAPIView, validated
-from raptorflow.errors import ApiError, NotConfigured
+from raptorflow.errors import DomainError, NotConfigured
 from raptorflow.openapi import error_responses
 from raptorflow.pagination import paginator_with_ordering
 
@@ -84,7 +84,7 @@ class SubscribeView(TenantAPIView):
         data = validated(SubscribeInputSerializer, request.data)
         plan = data["plan"]
         subscription, created = services.subscription_start(
-            organization=self.organization, user=request.user, plan=plan, request=request
+            organization=self.organization, user=request.user, plan=plan
         )
         checkout = {
             "key_id": razorpay.key_id(),
@@ -120,7 +120,6 @@ class CancelView(TenantAPIView):
             organization=self.organization,
             user=request.user,
             at_cycle_end=data["at_cycle_end"],
-            request=request,
         )
         return Response(SubscriptionSerializer(subscription).data)
 
@@ -186,7 +185,7 @@ class RazorpayWebhookView(APIView):
             raise NotConfigured("Razorpay webhooks are not configured on this server: set RAZORPAY_WEBHOOK_SECRET.")
         signature = request.headers.get("X-Razorpay-Signature", "")
         if not razorpay.webhook_signature_is_valid(body, signature, secret):
-            raise ApiError(
+            raise DomainError(
                 "The X-Razorpay-Signature header is missing or does not match the body.", code="invalid_signature"
             )
         try:

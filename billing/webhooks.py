@@ -11,9 +11,9 @@ import logging
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts import audit
 from billing.models import FINAL_STATUSES, Subscription, SubscriptionStatus, WebhookEvent, WebhookOutcome
 from billing.services import apply_entity, timestamp
+from raptorflow import audit
 
 logger = logging.getLogger(__name__)
 

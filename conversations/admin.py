@@ -79,11 +79,11 @@ class ConversationAdmin(admin.ModelAdmin):
         return deleted, model_count, set(), protected
 
     def delete_model(self, request, obj):
-        services.conversation_delete(conversation=obj, actor=request.user, request=request)
+        services.conversation_delete(conversation=obj, actor=request.user)
 
     def delete_queryset(self, request, queryset):
         for conversation in queryset:
-            services.conversation_delete(conversation=conversation, actor=request.user, request=request)
+            services.conversation_delete(conversation=conversation, actor=request.user)
 
 
 @admin.register(Message)

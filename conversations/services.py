@@ -4,13 +4,11 @@ and sequence numbers have a single writer."""
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import NotFound
 
-from accounts import audit
 from billing import quotas
 from conversations.models import Conversation, ConversationStatus, Message
-from raptorflow.errors import Conflict
-from search.tasks import schedule_message_embedding
+from raptorflow import audit, hooks
+from raptorflow.errors import Conflict, NotFound
 
 ARCHIVED_MESSAGE = "This conversation is archived and takes no new messages; set its status back to active first."
 
@@ -61,14 +59,13 @@ def conversation_update(
 
 
 @transaction.atomic
-def conversation_delete(*, conversation: Conversation, actor, request=None) -> None:
+def conversation_delete(*, conversation: Conversation, actor) -> None:
     """Deletes the conversation with its messages (and their embeddings, by cascade)."""
     # Locked first so a message being stored concurrently either lands before the delete
     # (and is deleted with it) or finds the conversation gone — never an orphan.
     locked = _lock(conversation)
     audit.record(
         "conversation.deleted",
-        request=request,
         actor=actor,
         organization=locked.organization,
         target=locked,
@@ -168,5 +165,6 @@ def _after_message_stored(conversation: Conversation, locked: Conversation, mess
         setattr(conversation, field, getattr(locked, field))
 
     message_id = message.id
-    transaction.on_commit(lambda: schedule_message_embedding(message_id))
+    # Search embeds it (raptorflow/hooks.py), once the message is committed and visible.
+    transaction.on_commit(lambda: hooks.message_stored(message_id))
     return message

@@ -16,4 +16,6 @@ urlpatterns = [
         views.MessageRecentView.as_view(),
         name="conversation-messages-recent",
     ),
+    # The caller's data export, under the account's URLs (conversations/export.py).
+    path("api/auth/me/export", views.AccountExportView.as_view(), name="me-export"),
 ]

@@ -7,7 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from conversations import selectors, services
+from conversations import export, selectors, services
 from conversations.filters import ConversationFilter
 from conversations.models import Conversation, Message
 from conversations.serializers import (
@@ -86,7 +86,7 @@ class ConversationDetailView(TenantAPIView):
 
     @extend_schema(operation_id="conversations_destroy", responses={204: None}, tags=TAGS)
     def delete(self, request, id):
-        services.conversation_delete(conversation=self.get_object(), actor=request.user, request=request)
+        services.conversation_delete(conversation=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -179,3 +179,26 @@ class ConversationTitleSearchView(TenantAPIView):
         conversations = selectors.conversation_search_by_title(self.get_queryset(), query=query)
         page = self.paginate_queryset(conversations)
         return self.get_paginated_response(ConversationSerializer(page, many=True).data)
+
+
+class AccountExportView(TenantAPIView):
+    model = Conversation
+    filter_backends: list = []
+
+    def get_serializer_class(self):
+        return export.account_export_serializer_class()
+
+    @extend_schema(
+        operation_id="auth_me_export",
+        responses={200: export.account_export_serializer_class()},
+        tags=["auth"],
+        description=(
+            "The caller's own conversations, each with all its messages, in the organization of the "
+            "access token (`scope` says so); switch organization to export another one."
+        ),
+    )
+    def get(self, request):
+        data = export.account_export(
+            user=request.user, organization=self.organization, conversations=self.get_queryset()
+        )
+        return Response(export.account_export_serializer_class()(data).data)

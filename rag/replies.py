@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from rest_framework.exceptions import NotFound, ValidationError
 
 from billing import quotas
 from conversations.models import Conversation, ConversationStatus, Message, MessageRole
@@ -25,7 +24,7 @@ from rag import selectors
 from rag.chat_providers import ChatProvider, chat_providers
 from rag.context import AugmentedPrompt, ContextMessage, context_messages, context_retrieve, prompt_augment
 from rag.tokens import estimate_tokens
-from raptorflow.errors import Conflict
+from raptorflow.errors import Conflict, InvalidInput, NotFound
 
 
 def reply_idempotency_key(idempotency_key: str) -> str:
@@ -125,7 +124,7 @@ def _existing_user_message(user, organization, conversation, message_id) -> Mess
     if message is None:
         raise NotFound("No such message in this conversation.")
     if message.role != MessageRole.USER:
-        raise ValidationError({"message_id": ["Must be a user message of this conversation."]})
+        raise InvalidInput({"message_id": ["Must be a user message of this conversation."]})
     return message
 
 

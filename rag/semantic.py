@@ -7,7 +7,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from raptorflow.errors import ApiError
+from raptorflow.errors import DomainError
 from search import selectors as search
 from search.providers import active_spec, get_embedding_provider
 
@@ -41,7 +41,7 @@ def similar_messages(
     try:
         provider = get_embedding_provider()
         query_vector = provider.embed_one(query)
-    except ApiError as exc:
+    except DomainError as exc:
         logger.warning("Context without semantic search: the query could not be embedded (%s)", exc.detail)
         return []
     common = {

@@ -2,13 +2,13 @@
 
 from django.db import transaction
 
-from accounts.audit import record
 from rag import crypto
 from rag.models import ContextCache, ProviderKey
+from raptorflow.audit import record
 
 
 @transaction.atomic
-def provider_key_set(*, organization, provider: str, api_key: str, actor, request=None) -> tuple[ProviderKey, bool]:
+def provider_key_set(*, organization, provider: str, api_key: str, actor) -> tuple[ProviderKey, bool]:
     """Stores (or replaces) the organization's key for `provider`; True when it is new."""
     stored, created = ProviderKey.objects.select_for_update().update_or_create(
         organization=organization,
@@ -16,16 +16,15 @@ def provider_key_set(*, organization, provider: str, api_key: str, actor, reques
         defaults={"encrypted_key": crypto.encrypt(api_key), "last4": api_key[-4:], "updated_by": actor},
     )
     record(
-        "provider_key.set", request=request, actor=actor, organization=organization, target=stored, provider=provider
+        "provider_key.set", actor=actor, organization=organization, target=stored, provider=provider
     )
     return stored, created
 
 
 @transaction.atomic
-def provider_key_delete(*, provider_key: ProviderKey, actor, request=None) -> None:
+def provider_key_delete(*, provider_key: ProviderKey, actor) -> None:
     record(
         "provider_key.delete",
-        request=request,
         actor=actor,
         organization=provider_key.organization,
         target=provider_key,

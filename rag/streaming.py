@@ -21,7 +21,7 @@ from conversations.serializers import MessageSerializer
 from rag.chat_providers import ProviderError, ReplyStream
 from rag.replies import PreparedReply, reply_store
 from rag.serializers import ContextItemSerializer, ReplyUsageSerializer
-from raptorflow.errors import ApiError
+from raptorflow.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +85,10 @@ def reply_events(prepared: PreparedReply, stream: ReplyStream) -> Iterator[str]:
                 prompt_tokens=usage.prompt_tokens if usage else None,
                 completion_tokens=usage.completion_tokens if usage else None,
             )
-        except ApiError as exc:
+        except DomainError as exc:
             # E.g. the conversation was archived or deleted while the reply streamed.
             finished = True
-            yield sse("error", {"code": exc.get_codes(), "message": str(exc.detail), "partial_message": None})
+            yield sse("error", {"code": exc.code, "message": exc.message, "partial_message": None})
             return
         finished = True
         yield _done_event(message)

@@ -71,7 +71,6 @@ class ProviderKeyDetailView(TenantAPIView):
             provider=provider,
             api_key=data["api_key"],
             actor=request.user,
-            request=request,
         )
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(ProviderKeySerializer(stored).data, status=code)
@@ -84,7 +83,7 @@ class ProviderKeyDetailView(TenantAPIView):
     )
     def delete(self, request, provider: str):
         self.require_role(*MANAGER_ROLES)
-        services.provider_key_delete(provider_key=self.get_object(), actor=request.user, request=request)
+        services.provider_key_delete(provider_key=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -11,6 +11,7 @@ The mirror keeps only the target's type and id and the admin's change message (t
 of changed fields), never an object's text, which may be a message's content.
 """
 
+from django.conf import settings
 from django.contrib.admin import AdminSite, ModelAdmin
 from django.contrib.admin.apps import AdminConfig
 from django.http import JsonResponse
@@ -19,23 +20,20 @@ from django.http import JsonResponse
 # models or DRF's settings is imported inside the functions below.
 
 
-def _organization_of(obj):
-    from accounts.models import Organization
-
-    if isinstance(obj, Organization):
-        return obj
-    organization_id = getattr(obj, "organization_id", None)
-    return Organization(pk=organization_id) if organization_id else None
+def _organization_id_of(obj):
+    # An organization is its own tenant; any other tenant row names its organization.
+    if obj._meta.label_lower == settings.TENANT_MODEL.lower():
+        return obj.pk
+    return getattr(obj, "organization_id", None)
 
 
 def _mirror(action: str, request, obj, message="") -> None:
-    from accounts import audit
+    from raptorflow import audit
 
     audit.record(
         action,
-        request=request,
         actor=request.user,
-        organization=_organization_of(obj),
+        organization=_organization_id_of(obj),
         target=obj,
         model=obj._meta.label_lower,
         change=message if isinstance(message, (str, list)) else "",
@@ -104,9 +102,9 @@ class AuditedAdminSite(AdminSite):
             return response
         response = super().login(request, extra_context)
         if response.status_code == 302 and request.user.is_authenticated:
-            from accounts import audit
+            from raptorflow import audit
 
-            audit.record("admin.sign_in", request=request, actor=request.user)
+            audit.record("admin.sign_in", actor=request.user)
         else:
             record_rejected_credential(request, "admin.sign_in_failed")
         return response

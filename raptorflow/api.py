@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from rest_framework import generics, serializers
 from rest_framework.exceptions import PermissionDenied
 
+from raptorflow import audit
 from raptorflow.tenancy import scoped
 
 
@@ -20,6 +21,11 @@ class TenantAPIView(generics.GenericAPIView):
     model = None
     lookup_field = "id"
     lookup_url_kwarg = "id"
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Authenticated by now: what services record during this request names the caller.
+        audit.set_actor(request.user)
 
     @property
     def caller(self):

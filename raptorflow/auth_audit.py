@@ -9,19 +9,17 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.exceptions import AuthenticationFailed
 
-from raptorflow import errors, metrics
+from raptorflow import audit, errors, metrics
 from raptorflow.throttling import client_ip
 
 
 def record_rejected_credential(request, action: str, **details) -> bool:
     """Writes `action` to the audit log unless this IP already has one in the current
     window; returns whether it was written."""
-    from accounts import audit
-
     ip = client_ip(request)
     if not cache.add(f"audit:{action}:{ip}", 1, settings.AUDIT_REJECTED_CREDENTIAL_WINDOW):
         return False
-    audit.record(action, request=request, path=request.path, method=request.method, **details)
+    audit.record(action, path=request.path, method=request.method, **details)
     return True
 
 

@@ -22,12 +22,19 @@ def _send_request_id(headers=None, **kwargs):
         headers.setdefault("request_id", current_request_id())
 
 
+# The same id goes into the job's audit context (raptorflow.audit).
 @task_prerun.connect
 def _adopt_request_id(task=None, **kwargs):
+    from raptorflow import audit
+
     request_id = getattr(task.request, "request_id", None)
     set_request_id(request_id if request_id and request_id != "-" else (task.request.id or "-"))
+    audit.bind(audit.AuditContext(request_id=request_id if request_id and request_id != "-" else ""))
 
 
 @task_postrun.connect
 def _forget_request_id(**kwargs):
+    from raptorflow import audit
+
     set_request_id("-")
+    audit.bind(audit.AuditContext())

@@ -13,6 +13,10 @@ is none), it runs:
 - with BACKGROUND_JOBS_EAGER (tests): synchronously, in the committing thread.
 A job that fails or cannot be enqueued is logged and never breaks the request that
 scheduled it: the request's own data is already committed.
+
+A job runs in the audit context of the request that scheduled it (raptorflow.audit: who,
+from where, which request id), so what it records is attributed like the request itself;
+a Celery job carries the request id in its headers (raptorflow/celery.py).
 """
 
 import functools
@@ -23,7 +27,8 @@ import threading
 from django.conf import settings
 from django.db import connections, transaction
 
-from raptorflow import metrics
+from raptorflow import audit, metrics
+from raptorflow.request_context import request_id_of
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +39,13 @@ RETRY_MAX_SECONDS = 300.0
 
 
 def run_after_commit(task, *args) -> None:
+    context = audit.current()
     if settings.BACKGROUND_JOBS_EAGER:
-        transaction.on_commit(functools.partial(_run_logged, task, args))
+        transaction.on_commit(functools.partial(_run_logged, task, args, context))
     elif settings.CELERY_BROKER_URL:
         transaction.on_commit(functools.partial(_enqueue, task, args))
     else:
-        transaction.on_commit(functools.partial(_worker.submit, task, args))
+        transaction.on_commit(functools.partial(_worker.submit, task, args, context=context))
 
 
 def _enqueue(task, args) -> None:
@@ -51,9 +57,10 @@ def _enqueue(task, args) -> None:
         logger.exception("Could not enqueue %s%r; it will be caught up later", task.name, args)
 
 
-def _run_logged(task, args) -> None:
+def _run_logged(task, args, context: audit.AuditContext) -> None:
     try:
-        task(*args)
+        with audit.restored(context):
+            task(*args)
     except Exception:
         logger.exception("Background job %s%r failed", task.name, args)
 
@@ -63,17 +70,17 @@ def _retry_delay(attempt: int) -> float:
 
 
 class InProcessWorker:
-    """One daemon thread draining a bounded queue of (task, args, attempt)."""
+    """One daemon thread draining a bounded queue of (task, args, attempt, audit context)."""
 
     def __init__(self, maxsize: int = QUEUE_SIZE):
         self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, task, args, attempt: int = 0) -> None:
+    def submit(self, task, args, attempt: int = 0, context: audit.AuditContext | None = None) -> None:
         self._ensure_thread()
         try:
-            self._queue.put_nowait((task, tuple(args), attempt))
+            self._queue.put_nowait((task, tuple(args), attempt, context or audit.AuditContext()))
         except queue.Full:
             metrics.count_background_job(task=task.name, outcome="dropped")
             logger.warning("Background queue is full; dropped %s%r (it will be caught up later)", task.name, args)
@@ -96,15 +103,16 @@ class InProcessWorker:
 
     def _loop(self) -> None:
         while True:
-            task, args, attempt = self._queue.get()
+            task, args, attempt, context = self._queue.get()
             try:
-                self._run(task, args, attempt)
+                with audit.restored(context), request_id_of(context):
+                    self._run(task, args, attempt, context)
             finally:
                 # This thread's connections: never left open (or broken) between jobs.
                 connections.close_all()
                 self._queue.task_done()
 
-    def _run(self, task, args, attempt: int) -> None:
+    def _run(self, task, args, attempt: int, context: audit.AuditContext) -> None:
         try:
             task(*args)
         except Exception as exc:
@@ -113,7 +121,7 @@ class InProcessWorker:
             if retryable and attempt < (getattr(task, "max_retries", 0) or 0):
                 delay = _retry_delay(attempt)
                 logger.warning("Background job %s%r failed (%s); retrying in %.0fs", task.name, args, exc, delay)
-                timer = threading.Timer(delay, self.submit, (task, args, attempt + 1))
+                timer = threading.Timer(delay, self.submit, (task, args, attempt + 1, context))
                 timer.daemon = True
                 timer.start()
             else:

@@ -11,15 +11,19 @@ from django.core.handlers.wsgi import LimitedStream
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 
+from raptorflow import audit
 from raptorflow.errors import error_body
 from raptorflow.request_context import set_request_id
+from raptorflow.throttling import client_ip
 
 logger = logging.getLogger("raptorflow.request")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class RequestIdMiddleware:
-    """Accepts a sane incoming X-Request-ID (from a load balancer) or makes one."""
+    """Accepts a sane incoming X-Request-ID (from a load balancer) or makes one, and binds
+    it with the client's address to the audit context of this request (raptorflow.audit):
+    whatever a service records during the request carries both."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -30,7 +34,8 @@ class RequestIdMiddleware:
         request.request_id = request_id
         set_request_id(request_id)
         try:
-            response = self.get_response(request)
+            with audit.audit_context(actor=None, ip=audit.valid_ip(client_ip(request)), request_id=request_id):
+                response = self.get_response(request)
         finally:
             set_request_id("-")
         response["X-Request-ID"] = request_id

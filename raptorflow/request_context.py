@@ -2,6 +2,7 @@
 
 Kept free of Django imports: logging is configured from it before apps are loaded."""
 
+import contextlib
 import logging
 import threading
 
@@ -14,6 +15,17 @@ def current_request_id() -> str:
 
 def set_request_id(value: str) -> None:
     _local.request_id = value
+
+
+@contextlib.contextmanager
+def request_id_of(context):
+    """Log lines inside the block carry `context.request_id` (a job's, its request's)."""
+    previous = current_request_id()
+    set_request_id(getattr(context, "request_id", "") or previous)
+    try:
+        yield
+    finally:
+        set_request_id(previous)
 
 
 class RequestIdLogFilter(logging.Filter):

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.google",
+    "raptorflow",
     "accounts",
     "conversations",
     "search",
@@ -201,6 +202,8 @@ BACKGROUND_JOBS_EAGER = env_bool("BACKGROUND_JOBS_EAGER", TESTING)
 
 # --- Auth ------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
+# The tenant model, named for core code that must recognise it without importing accounts.
+TENANT_MODEL = "accounts.Organization"
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",

@@ -4,8 +4,8 @@ REDIS_URL is set, the database cache otherwise).
 Each limit is a fixed window counted with one atomic increment per request, so two
 instances can never both let the N+1th request through: with Redis, cache.add then
 cache.incr; without it, one INSERT … ON CONFLICT DO UPDATE … RETURNING on
-accounts.RateLimitWindow (the database cache would need a dozen statements and a row lock
-per request). DRF's own
+the core app's RateLimitWindow table (the database cache would need a dozen statements and a
+row lock per request). DRF's own
 SimpleRateThrottle keeps a list of timestamps with get/set, which loses updates when
 processes race. A window starts at a key's first hit and lasts the rate's period;
 Retry-After is the time left in it.
@@ -31,6 +31,8 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
+
+from raptorflow.models import RateLimitWindow
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour|d|day)s?\s*$", re.IGNORECASE)
 _PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -91,15 +93,15 @@ def _incr(cache, key: str, period: int) -> int:
 # Windows of keys nobody uses any more are deleted now and then, by the requests themselves.
 _PURGE_PROBABILITY = 0.001
 
-_UPSERT = """
-INSERT INTO accounts_ratelimitwindow (key, count, expires_at) VALUES (%(key)s, 1, %(expires)s)
+_WINDOWS = RateLimitWindow._meta.db_table
+_UPSERT = f"""
+INSERT INTO {_WINDOWS} (key, count, expires_at) VALUES (%(key)s, 1, %(expires)s)
 ON CONFLICT (key) DO UPDATE SET
-    count = CASE WHEN accounts_ratelimitwindow.expires_at <= %(now)s THEN 1
-                 ELSE accounts_ratelimitwindow.count + 1 END,
-    expires_at = CASE WHEN accounts_ratelimitwindow.expires_at <= %(now)s THEN EXCLUDED.expires_at
-                      ELSE accounts_ratelimitwindow.expires_at END
+    count = CASE WHEN {_WINDOWS}.expires_at <= %(now)s THEN 1 ELSE {_WINDOWS}.count + 1 END,
+    expires_at = CASE WHEN {_WINDOWS}.expires_at <= %(now)s THEN EXCLUDED.expires_at
+                      ELSE {_WINDOWS}.expires_at END
 RETURNING count, expires_at
-"""
+"""  # noqa: S608 - the table name is our own model's, not input
 
 
 def _hit_database(key: str, period: int) -> tuple[int, float]:
@@ -110,7 +112,7 @@ def _hit_database(key: str, period: int) -> tuple[int, float]:
         cursor.execute(_UPSERT, {"key": key[:200], "now": now, "expires": now + timedelta(seconds=period)})
         count, expires_at = cursor.fetchone()
         if random.random() < _PURGE_PROBABILITY:
-            cursor.execute("DELETE FROM accounts_ratelimitwindow WHERE expires_at < %s", [now - timedelta(hours=1)])
+            RateLimitWindow.objects.filter(expires_at__lt=now - timedelta(hours=1)).delete()
     return count, max(1.0, (expires_at - now).total_seconds())
 
 

@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from raptorflow.health import HealthView
-from raptorflow.metrics import metrics_view
+from raptorflow.metrics_view import metrics_view
 
 handler400 = "raptorflow.middleware.json_handler400"
 handler404 = "raptorflow.middleware.json_handler404"

@@ -6,4 +6,9 @@ class SearchConfig(AppConfig):
     name = "search"
 
     def ready(self):
+        from raptorflow import hooks
         from search import checks  # noqa: F401  (registers the embedding settings checks)
+        from search.tasks import schedule_message_embedding
+
+        # Every stored message is embedded off the request path (raptorflow/hooks.py).
+        hooks.message_stored.register(schedule_message_embedding)

@@ -14,7 +14,7 @@ from django.db.models import Q
 from tqdm import tqdm
 
 from raptorflow import metrics
-from raptorflow.errors import ApiError
+from raptorflow.errors import DomainError
 from search import selectors, services
 from search.providers import EmbeddingProvider
 
@@ -82,7 +82,7 @@ def run_backfill(
                 result = services.embeddings_store(
                     items=[(message, message.content) for message in batch], provider=provider, on_purpose=False
                 )
-            except ApiError as exc:
+            except DomainError as exc:
                 summary.error = str(exc.detail)
                 break
             summary.embedded += result.count(services.CREATED) + result.count(services.UPDATED)

@@ -5,7 +5,7 @@
 from django.conf import settings
 from django.core.checks import Error, register
 
-from raptorflow.errors import ApiError
+from raptorflow.errors import DomainError
 
 KEYS = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 
@@ -16,7 +16,7 @@ def check_embedding_settings(app_configs=None, **kwargs):
 
     try:
         spec = configured_spec()
-    except ApiError as exc:
+    except DomainError as exc:
         return [Error(str(exc.detail), id="search.E001")]
     key = KEYS.get(spec.provider)
     if key and not getattr(settings, key):

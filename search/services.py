@@ -19,11 +19,11 @@ from uuid import UUID
 
 from django.db import connection, transaction
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import Organization
 from billing import quotas
 from conversations.models import Conversation, Message
+from raptorflow.errors import InvalidInput, NotFound
 from search.models import ActiveEmbeddingModel, MessageEmbedding, SearchExclusion
 from search.providers import EmbeddingProvider, get_embedding_provider
 
@@ -209,7 +209,7 @@ def embedding_store(
     row = result.embeddings.get(message.id)
     if row is None:
         if not (message.content if text is None else text).strip():
-            raise ValidationError({"text": ["There is no text to embed: the message is empty and no text was given."]})
+            raise InvalidInput({"text": ["There is no text to embed: the message is empty and no text was given."]})
         raise NotFound("The message was deleted.")
     return row, result.statuses[message.id]
 

@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import audit, google, selectors, services
+from accounts import google, selectors, services
 from accounts.authentication import Caller
 from accounts.serializers import (
     GoogleIdTokenInputSerializer,
@@ -25,8 +25,9 @@ from accounts.serializers import (
     token_response,
 )
 from accounts.tokens import ORG_CLAIM, mint_tokens, parse_access, parse_refresh, revoke_access, rotate_refresh
+from raptorflow import audit
 from raptorflow.api import TenantAPIView, validated
-from raptorflow.errors import ApiError
+from raptorflow.errors import DomainError
 from raptorflow.openapi import error_responses
 
 AUTH_TAG = ["auth"]
@@ -46,7 +47,7 @@ class PublicAPIView(APIView):
 def _signed_in(request, user, *, method: str, created: bool) -> dict:
     organization = services.landing_organization(user)
     membership = selectors.active_membership(user.id, organization.id)
-    audit.record("auth.sign_in", request=request, actor=user, organization=organization, method=method, created=created)
+    audit.record("auth.sign_in", actor=user, organization=organization, method=method, created=created)
     return token_response(mint_tokens(user, organization), user=user, organization=organization, role=membership.role)
 
 
@@ -85,7 +86,7 @@ class GoogleCallbackView(PublicAPIView):
     def get(self, request):
         error = request.query_params.get("error")
         if error:
-            raise ApiError(f"Google sign-in was not completed: {error}.", code="google_denied")
+            raise DomainError(f"Google sign-in was not completed: {error}.", code="google_denied")
         params = request.query_params
         missing = {name: ["This parameter is required."] for name in ("code", "state") if not params.get(name)}
         if missing:
@@ -136,7 +137,7 @@ class MeView(TenantAPIView):
         ),
     )
     def delete(self, request):
-        services.account_delete(user=request.user, request=request)
+        services.account_delete(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -149,7 +150,7 @@ class LogoutView(TenantAPIView):
             raise AuthenticationFailed("This refresh token belongs to another user.", code="token_not_valid")
         refresh.blacklist()
         revoke_access(request.auth.token)
-        audit.record("auth.sign_out", request=request, actor=request.user, organization=request.auth.organization)
+        audit.record("auth.sign_out", actor=request.user, organization=request.auth.organization)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

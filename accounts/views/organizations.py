@@ -1,5 +1,6 @@
 """Organizations (teams): the caller's organizations, the current one, switching, members
-and roles, invitations, Google Workspace domain claims, and the caller's data export.
+and roles, invitations and Google Workspace domain claims (the caller's data export is
+conversations/export.py).
 
 Thin views: validate, call a service or selector, serialize. Scoping comes from
 TenantAPIView (org-level rows through `.for_org`, conversations through `.visible_to`);
@@ -8,15 +9,13 @@ the role rules live in accounts.services, so a member asking for a manager's act
 """
 
 import django_filters
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from accounts import audit, selectors, services
+from accounts import selectors, services
 from accounts.models import MANAGER_ROLES, DomainClaim, Invitation, InvitationStatus, Membership, Organization
 from accounts.serializers import (
-    AccountExportSerializer,
     DomainClaimInputSerializer,
     DomainClaimSerializer,
     InvitationCreateInputSerializer,
@@ -31,7 +30,7 @@ from accounts.serializers import (
     token_response,
 )
 from accounts.tokens import mint_tokens
-from conversations.models import Conversation
+from raptorflow import audit
 from raptorflow.api import TenantAPIView, validated
 from raptorflow.openapi import error_responses
 from raptorflow.pagination import paginator_with_ordering
@@ -80,7 +79,7 @@ class OrganizationListCreateView(TenantAPIView):
     def post(self, request):
         data = validated(OrganizationCreateInputSerializer, request.data)
         organization = services.organization_create(name=data["name"], owner=request.user)
-        audit.record("organization.create", request=request, actor=request.user, organization=organization)
+        audit.record("organization.create", actor=request.user, organization=organization)
         return Response(_as_mine(request.user, organization), status=status.HTTP_201_CREATED)
 
 
@@ -106,7 +105,7 @@ class CurrentOrganizationView(TenantAPIView):
     def patch(self, request):
         self.require_role(*MANAGER_ROLES)
         data = validated(OrganizationUpdateInputSerializer, request.data)
-        organization = services.organization_update(actor=self.caller.membership, request=request, **data)
+        organization = services.organization_update(actor=self.caller.membership, **data)
         return Response(_as_mine(request.user, organization))
 
     @extend_schema(
@@ -120,7 +119,7 @@ class CurrentOrganizationView(TenantAPIView):
         ),
     )
     def delete(self, request):
-        services.organization_delete(actor=self.caller.membership, request=request)
+        services.organization_delete(actor=self.caller.membership)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -141,7 +140,7 @@ class SwitchOrganizationView(TenantAPIView):
         data = validated(SwitchOrganizationInputSerializer, request.data)
         membership = services.organization_switch(user=request.user, organization_id=data["organization_id"])
         organization = membership.organization
-        audit.record("auth.switch_organization", request=request, actor=request.user, organization=organization)
+        audit.record("auth.switch_organization", actor=request.user, organization=organization)
         tokens = mint_tokens(request.user, organization)
         return Response(token_response(tokens, user=request.user, organization=organization, role=membership.role))
 
@@ -187,7 +186,7 @@ class MemberDetailView(TenantAPIView):
         self.require_role(*MANAGER_ROLES)
         data = validated(MemberRoleInputSerializer, request.data)
         membership = services.membership_change_role(
-            actor=self.caller.membership, target=target, role=data["role"], request=request
+            actor=self.caller.membership, target=target, role=data["role"]
         )
         return Response(MemberSerializer(membership).data)
 
@@ -202,7 +201,7 @@ class MemberDetailView(TenantAPIView):
         ),
     )
     def delete(self, request, user_id):
-        services.membership_remove(actor=self.caller.membership, target=self.get_object(), request=request)
+        services.membership_remove(actor=self.caller.membership, target=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -251,7 +250,7 @@ class InvitationListCreateView(TenantAPIView):
     def post(self, request):
         self.require_role(*MANAGER_ROLES)
         data = validated(InvitationCreateInputSerializer, request.data)
-        invitation = services.invitation_create(actor=self.caller.membership, request=request, **data)
+        invitation = services.invitation_create(actor=self.caller.membership, **data)
         return Response(
             InvitationSerializer(self.get_queryset().get(pk=invitation.pk)).data, status=status.HTTP_201_CREATED
         )
@@ -268,7 +267,7 @@ class InvitationDetailView(TenantAPIView):
         description="Revokes an invitation (owners and admins); its link stops working. 409 once accepted.",
     )
     def delete(self, request, id):
-        services.invitation_revoke(actor=self.caller.membership, invitation=self.get_object(), request=request)
+        services.invitation_revoke(actor=self.caller.membership, invitation=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -289,7 +288,7 @@ class InvitationAcceptView(TenantAPIView):
         ),
     )
     def post(self, request, token):
-        membership, created = services.invitation_accept(user=request.user, token=token, request=request)
+        membership, created = services.invitation_accept(user=request.user, token=token)
         return Response(
             _as_mine(request.user, membership.organization),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -330,7 +329,7 @@ class DomainClaimListCreateView(TenantAPIView):
     def post(self, request):
         self.require_role(*MANAGER_ROLES)
         data = validated(DomainClaimInputSerializer, request.data)
-        claim = services.domain_claim_create(actor=self.caller.membership, domain=data["domain"], request=request)
+        claim = services.domain_claim_create(actor=self.caller.membership, domain=data["domain"])
         return Response(DomainClaimSerializer(claim).data, status=status.HTTP_201_CREATED)
 
 
@@ -345,37 +344,5 @@ class DomainClaimDetailView(TenantAPIView):
         description="Withdraws a domain claim (owners and admins); sign-ins from it stop joining.",
     )
     def delete(self, request, id):
-        services.domain_claim_delete(actor=self.caller.membership, claim=self.get_object(), request=request)
+        services.domain_claim_delete(actor=self.caller.membership, claim=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-# --- the caller's own data ---------------------------------------------------------------
-
-
-class AccountExportView(TenantAPIView):
-    model = Conversation
-    serializer_class = AccountExportSerializer
-    filter_backends: list = []
-
-    @extend_schema(
-        operation_id="auth_me_export",
-        responses={200: AccountExportSerializer},
-        tags=["auth"],
-        description=(
-            "The caller's own conversations, each with all its messages, in the organization of the "
-            "access token (`scope` says so); switch organization to export another one."
-        ),
-    )
-    def get(self, request):
-        conversations = selectors.conversations_for_export(self.get_queryset())
-        return Response(
-            AccountExportSerializer(
-                {
-                    "exported_at": timezone.now(),
-                    "scope": "current_organization",
-                    "user": request.user,
-                    "organization": self.organization,
-                    "conversations": conversations,
-                }
-            ).data
-        )

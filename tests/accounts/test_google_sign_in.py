@@ -185,8 +185,9 @@ def test_id_token_body_must_name_the_token(fake_google, anon_client):
 
 
 def test_workspace_sign_in_joins_the_approved_domain_and_is_audited(fake_google, anon_client):
-    from accounts.models import AuditLog, DomainClaim
+    from accounts.models import DomainClaim
     from accounts.services import organization_create
+    from raptorflow.models import AuditLog
 
     founder = user_create_with_personal_organization(email="founder@acme.test")
     team = organization_create(name="Acme Marketing", owner=founder)

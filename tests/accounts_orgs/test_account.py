@@ -5,9 +5,10 @@ import pytest
 import requests
 from django.utils import timezone
 
-from accounts.models import AuditLog, Membership, Organization, Role, User
+from accounts.models import Membership, Organization, Role, User
 from billing.models import Subscription, SubscriptionStatus
 from conversations.models import Conversation, Message
+from raptorflow.models import AuditLog
 from search.models import MessageEmbedding
 from tests.accounts_orgs.conftest import bearer, make_conversation, personal_org, rows_pointing_at
 from tests.billing_fixtures import cancel_url, subscription_entity

@@ -5,9 +5,10 @@ import responses
 from allauth.socialaccount.models import SocialAccount
 from django.test import Client
 
-from accounts.models import AuditLog, DomainClaim, Invitation, Membership, Organization, Role, User
+from accounts.models import DomainClaim, Invitation, Membership, Organization, Role, User
 from accounts.services import workspace_domain_join
 from billing.models import SubscriptionStatus
+from raptorflow.models import AuditLog
 from tests.accounts_orgs.conftest import new_user
 from tests.billing_fixtures import cancel_url, subscription_entity
 
@@ -26,11 +27,14 @@ def site(operator):
     return client
 
 
-@pytest.mark.parametrize("model", ["user", "organization", "membership", "domainclaim", "auditlog"])
+@pytest.mark.parametrize(
+    "model",
+    ["accounts/user", "accounts/organization", "accounts/membership", "accounts/domainclaim", "raptorflow/auditlog"],
+)
 def test_changelists_open(site, owner, teammate, model):
     AuditLog.objects.create(action="test.entry")
 
-    response = site.get(f"/admin/accounts/{model}/")
+    response = site.get(f"/admin/{model}/")
 
     assert response.status_code == 200
 
@@ -88,10 +92,10 @@ def test_approval_cannot_be_typed_into_the_claim_form(site, org):
 def test_the_audit_log_is_read_only(site):
     entry = AuditLog.objects.create(action="test.entry", actor_email="x@acme.test")
 
-    assert site.get("/admin/accounts/auditlog/add/").status_code == 403
-    assert site.get(f"/admin/accounts/auditlog/{entry.id}/change/").status_code == 200
-    assert site.post(f"/admin/accounts/auditlog/{entry.id}/change/", {"action": "edited"}).status_code == 403
-    assert site.post(f"/admin/accounts/auditlog/{entry.id}/delete/", {"post": "yes"}).status_code == 403
+    assert site.get("/admin/raptorflow/auditlog/add/").status_code == 403
+    assert site.get(f"/admin/raptorflow/auditlog/{entry.id}/change/").status_code == 200
+    assert site.post(f"/admin/raptorflow/auditlog/{entry.id}/change/", {"action": "edited"}).status_code == 403
+    assert site.post(f"/admin/raptorflow/auditlog/{entry.id}/delete/", {"post": "yes"}).status_code == 403
     entry.refresh_from_db()
     assert entry.action == "test.entry"
 

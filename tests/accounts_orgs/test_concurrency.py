@@ -1,10 +1,10 @@
 """The last-owner rule under concurrency: real transactions on separate connections."""
 
 import pytest
-from rest_framework.exceptions import NotFound, PermissionDenied
 
 from accounts.models import Membership, Organization, Role
 from accounts.services import membership_change_role, membership_remove
+from raptorflow.errors import NotFound, PermissionDenied
 from tests.accounts_orgs.conftest import join, new_user
 from tests.concurrency import run_together
 

@@ -1,8 +1,9 @@
 import pytest
 from django.utils import timezone
 
-from accounts.models import AuditLog, DomainClaim, Membership, Role, User
+from accounts.models import DomainClaim, Membership, Role, User
 from accounts.services import workspace_domain_join
+from raptorflow.models import AuditLog
 from tests.accounts.conftest import start_login
 from tests.accounts_orgs.conftest import join, new_user
 

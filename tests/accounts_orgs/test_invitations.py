@@ -8,7 +8,8 @@ from allauth.socialaccount.models import SocialAccount
 from django.core import mail
 from django.utils import timezone
 
-from accounts.models import AuditLog, Invitation, Membership, Role
+from accounts.models import Invitation, Membership, Role
+from raptorflow.models import AuditLog
 from tests.accounts_orgs.conftest import new_user
 from tests.conftest import make_client
 

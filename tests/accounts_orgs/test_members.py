@@ -1,6 +1,7 @@
 import pytest
 
-from accounts.models import AuditLog, Membership, Role
+from accounts.models import Membership, Role
+from raptorflow.models import AuditLog
 from tests.accounts_orgs.conftest import join, make_conversation, new_user, personal_org
 from tests.conftest import make_client
 

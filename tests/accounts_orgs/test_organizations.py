@@ -5,8 +5,9 @@ import pytest
 import requests
 import responses
 
-from accounts.models import AuditLog, Membership, Organization, Role
+from accounts.models import Membership, Organization, Role
 from billing.models import SubscriptionStatus
+from raptorflow.models import AuditLog
 from tests.accounts_orgs.conftest import bearer, join, new_user, personal_org
 from tests.billing_fixtures import cancel_url, subscription_entity
 from tests.conftest import make_client

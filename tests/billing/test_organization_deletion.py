@@ -8,10 +8,11 @@ import logging
 import pytest
 import requests
 
-from accounts.models import AuditLog, Membership, Organization
+from accounts.models import Membership, Organization
 from billing import services
 from billing.models import Subscription, SubscriptionStatus
 from raptorflow.errors import NotConfigured, UpstreamUnavailable
+from raptorflow.models import AuditLog
 from tests.billing_fixtures import cancel_url, razorpay_error, subscription_entity
 
 pytestmark = pytest.mark.django_db

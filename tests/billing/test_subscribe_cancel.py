@@ -7,8 +7,8 @@ import json
 import pytest
 import requests
 
-from accounts.models import AuditLog
 from billing.models import Subscription, SubscriptionStatus
+from raptorflow.models import AuditLog
 from tests.billing_fixtures import KEY_ID, PRO_PLAN_ID, RAZORPAY_API, TEAM_PLAN_ID, razorpay_error, subscription_entity
 
 pytestmark = pytest.mark.django_db

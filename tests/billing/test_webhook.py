@@ -6,8 +6,8 @@ import logging
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.models import AuditLog
 from billing.models import Subscription, SubscriptionStatus, WebhookEvent
+from raptorflow.models import AuditLog
 from tests.billing.conftest import event_body, sign
 from tests.billing_fixtures import KEY_SECRET, TEAM_PLAN_ID, subscription_entity
 

@@ -4,8 +4,9 @@ delete from the admin goes through the same service (messages removed, audit wri
 import pytest
 from django.test import Client
 
-from accounts.models import AuditLog, User
+from accounts.models import User
 from conversations.models import Conversation, Message
+from raptorflow.models import AuditLog
 
 
 @pytest.fixture

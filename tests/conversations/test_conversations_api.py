@@ -3,9 +3,9 @@
 import pytest
 from django.conf import settings
 
-from accounts.models import AuditLog
 from conversations.models import Conversation, Message
 from conversations.services import message_create
+from raptorflow.models import AuditLog
 from tests.conversations.helpers import error_fields, snapshot
 
 NIL_UUID = "00000000-0000-0000-0000-000000000000"

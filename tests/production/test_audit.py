@@ -5,8 +5,9 @@ import pytest
 from django.contrib.auth.models import Group
 from django.test import override_settings
 
-from accounts.models import AuditLog, Organization, User
+from accounts.models import Organization, User
 from raptorflow.admin_audit import AuditedAdminMixin
+from raptorflow.models import AuditLog
 
 
 def test_failed_token_use_is_audited_with_ip_and_request_id(anon_client, db):
@@ -155,9 +156,9 @@ def test_a_failed_admin_login_is_audited_once_per_window(client, operator):
 def test_the_audit_log_is_read_only_in_the_admin(admin_client, anon_client, db):
     anon_client.get("/api/auth/me", HTTP_AUTHORIZATION="Bearer nope", REMOTE_ADDR="203.0.113.40")
     entry = AuditLog.objects.get(action="auth.token_rejected")
-    assert admin_client.get("/admin/accounts/auditlog/").status_code == 200
-    assert admin_client.get("/admin/accounts/auditlog/add/").status_code == 403
-    assert admin_client.post(f"/admin/accounts/auditlog/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert admin_client.get("/admin/raptorflow/auditlog/").status_code == 200
+    assert admin_client.get("/admin/raptorflow/auditlog/add/").status_code == 403
+    assert admin_client.post(f"/admin/raptorflow/auditlog/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
     assert AuditLog.objects.filter(pk=entry.pk).exists()
 
 

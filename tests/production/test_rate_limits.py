@@ -11,10 +11,10 @@ from django.db import connections
 from django.test import override_settings
 from django.utils import timezone
 
-from accounts.models import AuditLog
 from accounts.services import user_create_with_personal_organization
 from accounts.tokens import mint_tokens
 from raptorflow import throttling
+from raptorflow.models import AuditLog
 from tests.production.conftest import flushed_redis, gunicorn_server, process_env, request
 
 LIMITS = {
@@ -242,7 +242,7 @@ def test_a_malformed_rate_is_refused():
 
 
 def test_database_counter_restarts_an_expired_window_at_one(db):
-    from accounts.models import RateLimitWindow
+    from raptorflow.models import RateLimitWindow
 
     key = f"restart:{uuid.uuid4()}"
     assert [throttling.hit(key, 60)[0] for _ in range(3)] == [1, 2, 3]

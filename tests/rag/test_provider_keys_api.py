@@ -3,9 +3,10 @@ them back, and they serve the organization's own calls."""
 
 import pytest
 
-from accounts.models import AuditLog, Membership, Role
+from accounts.models import Membership, Role
 from rag import crypto
 from rag.models import ProviderKey
+from raptorflow.models import AuditLog
 
 URL = "/api/organizations/current/provider-keys"
 

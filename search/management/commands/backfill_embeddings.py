@@ -11,7 +11,7 @@ summary. Use it after a provider outage, or to embed messages from before search
 
 from django.core.management.base import BaseCommand, CommandError
 
-from raptorflow.errors import ApiError
+from raptorflow.errors import DomainError
 from search import vector_index
 from search.backfill import run_backfill
 from search.providers import active_spec, get_embedding_provider, spec_for_model
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         try:
             spec = spec_for_model(options["model"]) if options["model"] else active_spec()
             provider = get_embedding_provider(spec)
-        except ApiError as exc:
+        except DomainError as exc:
             raise CommandError(str(exc.detail)) from exc
         if not options["dry_run"]:
             # Search of this model needs its HNSW index (a no-op when it exists).

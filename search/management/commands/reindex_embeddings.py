@@ -15,7 +15,7 @@ EMBEDDING_PROVIDER / EMBEDDING_MODEL to match afterwards so the settings say wha
 
 from django.core.management.base import BaseCommand, CommandError
 
-from raptorflow.errors import ApiError
+from raptorflow.errors import DomainError
 from search import services, vector_index
 from search.backfill import run_backfill
 from search.providers import PROVIDERS, active_spec, get_embedding_provider, spec_for_model
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         try:
             new = spec_for_model(options["model"], provider=options["provider"], dimensions=options["dimensions"])
             provider = get_embedding_provider(new)
-        except (ApiError, ValueError) as exc:
+        except (DomainError, ValueError) as exc:
             raise CommandError(str(getattr(exc, "detail", exc))) from exc
 
         self.stdout.write(

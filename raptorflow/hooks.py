@@ -1,0 +1,54 @@
+"""Hook points: how a lower layer causes something in a higher one (STYLE §11).
+
+The packages form layers — raptorflow ← accounts ← billing ← conversations ← search ←
+documents ← rag — and a package imports only those below it. When a lower layer must cause
+something in a higher one, it calls one of the hook points below, and the higher layer
+registers its receiver in its AppConfig.ready(). Not Django signals: a hook point is a plain
+call, in the caller's thread and transaction, whose receivers are listed here, whose
+failures reach the caller (a subscription that cannot be cancelled blocks the deletion),
+and which a test can check is filled in.
+
+The hook points (each registered exactly once per receiver):
+
+  organization_deleting(organization)
+      called by accounts before an organization is deleted, outside any transaction;
+      billing cancels its live subscription (raising UpstreamUnavailable/UpstreamBadResponse
+      blocks the deletion).
+  message_stored(message_id)
+      called by conversations once the transaction that stored a message has committed;
+      search schedules its embedding (raptorflow.jobs, idempotent).
+
+conversations/export.py holds the account export's own hook point (sections that higher
+layers add to GET /api/auth/me/export).
+"""
+
+from collections.abc import Callable
+
+
+class HookPoint:
+    """A named call site that higher layers fill in. Receivers run in registration order;
+    an exception from one stops the call and reaches the caller."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._receivers: list[Callable] = []
+
+    def register(self, receiver: Callable) -> Callable:
+        # ready() may run twice (tests re-populate apps): registering again changes nothing.
+        if receiver not in self._receivers:
+            self._receivers.append(receiver)
+        return receiver
+
+    @property
+    def receivers(self) -> tuple[Callable, ...]:
+        return tuple(self._receivers)
+
+    def __call__(self, *args, **kwargs) -> list:
+        return [receiver(*args, **kwargs) for receiver in self._receivers]
+
+    def __repr__(self):
+        return f"<HookPoint {self.name}: {[getattr(r, '__qualname__', r) for r in self._receivers]}>"
+
+
+organization_deleting = HookPoint("organization_deleting")
+message_stored = HookPoint("message_stored")
