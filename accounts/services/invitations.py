@@ -1,0 +1,143 @@
+"""Invitations: single-use, emailed, stored as the sha256 of their token only."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Invitation, Membership, Role, User, WorkspaceExclusion
+from accounts.services.roles import ONLY_OWNERS, require_manager
+from accounts.services.users import user_email_verified
+from raptorflow import audit
+from raptorflow.errors import Conflict, NotFound, PermissionDenied, UpstreamUnavailable
+
+
+def invitation_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_create(*, actor: Membership, email: str, role: str) -> Invitation:
+    """Creates a single-use invitation and emails its link. Only the token's sha256 is
+    stored; the token itself exists only in the email. If the email cannot be sent, the
+    invitation is not kept."""
+    require_manager(actor)
+    if role == Role.OWNER and actor.role != Role.OWNER:
+        raise PermissionDenied(ONLY_OWNERS)
+    organization = actor.organization
+    email = email.strip().lower()
+    with transaction.atomic():
+        if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
+            raise Conflict("This person is already a member of the organization.", code="already_member")
+        if Invitation.objects.for_org(organization).pending().filter(email__iexact=email).exists():
+            raise Conflict(
+                "This email already has a pending invitation; revoke it to send a new one.", code="invitation_pending"
+            )
+        token = secrets.token_urlsafe(32)
+        invitation = Invitation.objects.create(
+            organization=organization,
+            email=email,
+            role=role,
+            token_hash=invitation_token_hash(token),
+            invited_by=actor.user,
+            expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
+        )
+        audit.record(
+            "invitation.create",
+            actor=actor.user,
+            organization=organization,
+            target=invitation,
+            email=email,
+            role=role,
+        )
+        _send_invitation_email(invitation, token=token, inviter=actor.user)
+    return invitation
+
+
+def _send_invitation_email(invitation: Invitation, *, token: str, inviter: User) -> None:
+    link = f"{settings.FRONTEND_URL.rstrip('/')}/invitations/{token}"
+    inviter_name = inviter.name or inviter.email
+    body = (
+        f"{inviter_name} invited you to join {invitation.organization.name} on RaptorFlow as {invitation.role}.\n\n"
+        f"Accept the invitation: {link}\n\n"
+        f"Sign in with {invitation.email} to accept. The link works once and expires on "
+        f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC.\n"
+    )
+    try:
+        send_mail(
+            # A header cannot carry a line break, which a name typed by a user may hold.
+            subject=" ".join(f"Join {invitation.organization.name} on RaptorFlow".split()),
+            message=body,
+            from_email=None,
+            recipient_list=[invitation.email],
+        )
+    except Exception as exc:  # SMTP errors come in many types; none may leave a dead invitation.
+        raise UpstreamUnavailable(
+            "The invitation email could not be sent; try again.", code="email_unavailable"
+        ) from exc
+
+
+@transaction.atomic
+def invitation_revoke(*, actor: Membership, invitation: Invitation) -> None:
+    require_manager(actor)
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at is not None:
+        raise Conflict("This invitation was already accepted; remove the member instead.", code="invitation_used")
+    if invitation.revoked_at is not None:
+        return
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at"])
+    audit.record(
+        "invitation.revoke",
+        actor=actor.user,
+        organization=invitation.organization,
+        target=invitation,
+        email=invitation.email,
+    )
+
+
+@transaction.atomic
+def invitation_accept(*, user: User, token: str) -> tuple[Membership, bool]:
+    """Joins the invitation's organization. Answers (membership, created); accepting again
+    an invitation this user already accepted, while still a member, is an idempotent
+    repeat. An unknown or revoked token and an invitation for another email are the same
+    404."""
+    invitation = (
+        Invitation.objects.select_for_update()
+        .select_related("organization")
+        .filter(token_hash=invitation_token_hash(token))
+        .first()
+    )
+    if invitation is None or invitation.revoked_at is not None or invitation.email.lower() != user.email.lower():
+        raise NotFound("No such invitation for this account.")
+    if invitation.accepted_at is not None:
+        membership = Membership.objects.filter(organization=invitation.organization, user=user).first()
+        if invitation.accepted_by_id == user.pk and membership is not None:
+            return membership, False
+        raise Conflict("This invitation has already been used.", code="invitation_used")
+    if invitation.expires_at <= timezone.now():
+        raise Conflict("This invitation has expired; ask for a new one.", code="invitation_expired")
+    if not user_email_verified(user):
+        raise Conflict(
+            "Google has not verified this account's email address, so it cannot accept invitations sent to it.",
+            code="email_unverified",
+        )
+    # Someone already in the organization (e.g. through a Workspace domain) keeps their role.
+    membership, created = Membership.objects.get_or_create(
+        organization=invitation.organization, user=user, defaults={"role": invitation.role}
+    )
+    WorkspaceExclusion.objects.filter(organization=invitation.organization, user=user).delete()
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    audit.record(
+        "invitation.accept",
+        actor=user,
+        organization=invitation.organization,
+        target=invitation,
+        role=membership.role,
+    )
+    return membership, created
