@@ -3,12 +3,14 @@
 `chat_providers(api_keys)` builds the providers that have a key, `complete()` answers with
 the first one that succeeds, and `ReplyStream` does the same for streams — but only until the
 first delta has been handed out: after that a failure ends the stream (the client already
-shows part of one provider's answer, and another provider would start over).
+shows part of one provider's answer, and another provider would start over). Both go
+through one fallback loop, `_first_success`.
 """
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -21,6 +23,8 @@ from raptorflow.metrics import count_chat_fallback
 from raptorflow.metrics import observe_chat_call as observe_provider_call
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 PROVIDER_CLASSES: dict[str, type[ChatProvider]] = {
     "openai": OpenAIProvider,
@@ -82,13 +86,17 @@ def _raise_for(failures: list[ProviderError]) -> None:
     raise UpstreamBadResponse(f"The chat provider could not answer: {summary}.", providers=details)
 
 
-def complete(providers: list[ChatProvider], messages: list[ChatMessage]) -> ChatReply:
-    """The first successful reply; on timeout, 429 or 5xx the next provider is tried."""
+def _first_success(providers: list[ChatProvider], attempt: Callable[[ChatProvider], T]) -> T:
+    """The fallback loop of complete() and ReplyStream: `attempt(provider)` for each provider
+    in order until one returns. A retryable ProviderError (timeout, connection error, 429,
+    5xx) moves on to the next provider; any other stops there. Each failure is timed as an
+    "error" call (a success is recorded by the caller, who knows when it ends); when none
+    succeeds, the API error naming every failure is raised."""
     failures: list[ProviderError] = []
     for provider in providers:
         started = time.monotonic()
         try:
-            reply = provider.complete(messages)
+            return attempt(provider)
         except ProviderError as exc:
             observe_provider_call(provider.name, "error", time.monotonic() - started)
             logger.warning("Chat provider %s failed: %s", provider.name, exc.reason)
@@ -97,12 +105,21 @@ def complete(providers: list[ChatProvider], messages: list[ChatMessage]) -> Chat
                 break
             if provider is not providers[-1]:
                 count_chat_fallback(provider=provider.name, reason=exc.reason)
-            continue
+    _raise_for(failures)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def complete(providers: list[ChatProvider], messages: list[ChatMessage]) -> ChatReply:
+    """The first successful reply; on timeout, 429 or 5xx the next provider is tried."""
+
+    def attempt(provider: ChatProvider) -> ChatReply:
+        started = time.monotonic()
+        reply = provider.complete(messages)
         elapsed = time.monotonic() - started
         observe_provider_call(provider.name, "ok", elapsed, reply.prompt_tokens, reply.completion_tokens)
         return reply
-    _raise_for(failures)
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    return _first_success(providers, attempt)
 
 
 class ReplyStream:
@@ -129,26 +146,19 @@ class ReplyStream:
         return "".join(self.parts)
 
     def start(self) -> None:
-        failures: list[ProviderError] = []
-        for provider in self._providers:
-            self._started_at = time.monotonic()
-            chunks = provider.stream(self._messages)
-            try:
-                first = self._next_delta(chunks)
-            except ProviderError as exc:
-                chunks.close()
-                observe_provider_call(provider.name, "error", time.monotonic() - self._started_at)
-                logger.warning("Chat provider %s failed before streaming: %s", provider.name, exc.reason)
-                failures.append(exc)
-                if not exc.retryable:
-                    break
-                if provider is not self._providers[-1]:
-                    count_chat_fallback(provider=provider.name, reason=exc.reason)
-                continue
-            self.provider, self.model = provider.name, provider.model
-            self._chunks, self._pending = chunks, first
-            return
-        _raise_for(failures)
+        self._chunks, self._pending, provider = _first_success(self._providers, self._open)
+        self.provider, self.model = provider.name, provider.model
+
+    def _open(self, provider: ChatProvider) -> tuple[Iterator[str | StreamUsage], str | None, ChatProvider]:
+        """`provider`'s stream, read up to its first delta (a failure before it falls back)."""
+        self._started_at = time.monotonic()
+        chunks = provider.stream(self._messages)
+        try:
+            first = self._next_delta(chunks)
+        except ProviderError:
+            chunks.close()
+            raise
+        return chunks, first, provider
 
     def _next_delta(self, chunks: Iterator[str | StreamUsage]) -> str | None:
         for item in chunks:

@@ -1,10 +1,15 @@
 """The one interface every chat provider implements, and the errors it may raise.
 
 Providers speak in these plain types only: no SDK or HTTP object leaves a provider module.
+The SDKs' clients and exceptions belong to raptorflow.upstreams; a provider turns the
+errors those raise into ProviderError (`upstream_failures`) for the fallback loop.
 """
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+from raptorflow.errors import UpstreamBadResponse, UpstreamUnavailable
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,16 @@ class ProviderError(Exception):
         self.provider = provider
         self.reason = reason
         self.retryable = retryable
+
+
+@contextmanager
+def upstream_failures(provider: str) -> Iterator[None]:
+    """Turns the errors of raptorflow.upstreams (which carry `reason` and `retryable`) into
+    the ProviderError of `provider`."""
+    try:
+        yield
+    except (UpstreamUnavailable, UpstreamBadResponse) as exc:
+        raise ProviderError(provider, exc.reason, retryable=exc.retryable) from exc
 
 
 class ChatProvider:

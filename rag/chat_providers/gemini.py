@@ -1,16 +1,15 @@
-"""Gemini through google-genai (the maintained successor of google-generativeai). The SDK is
-imported here and nowhere else."""
+"""Gemini through google-genai (the maintained successor of google-generativeai). The client
+and the SDK's errors belong to raptorflow.upstreams.gemini; this module builds the request
+and reads the answer."""
 
-import functools
 from collections.abc import Iterator
+from contextlib import contextmanager
 
-import httpx2
 from django.conf import settings
-from google import genai
-from google.genai import errors as genai_errors
 from google.genai import types
 
-from rag.chat_providers.base import ChatMessage, ChatProvider, ChatReply, ProviderError, StreamUsage
+from rag.chat_providers.base import ChatMessage, ChatProvider, ChatReply, ProviderError, StreamUsage, upstream_failures
+from raptorflow.upstreams import gemini
 
 _ROLES = {"user": "user", "assistant": "model"}
 
@@ -24,7 +23,9 @@ class GeminiProvider(ChatProvider):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._client = _client(self.api_key, self.timeout)
+        # Held for as long as a call or a stream runs (a genai.Client closes its HTTP client
+        # when garbage-collected). No SDK retries: a failure hands over to the next provider.
+        self._client = gemini.client(api_key=self.api_key, timeout=self.timeout, max_retries=0)
 
     def _request(self, messages: list[ChatMessage]) -> tuple[list[types.Content], types.GenerateContentConfig]:
         system = "\n\n".join(m.content for m in messages if m.role == "system")
@@ -41,14 +42,17 @@ class GeminiProvider(ChatProvider):
         )
         return contents, config
 
+    @contextmanager
+    def _calling(self) -> Iterator[None]:
+        with upstream_failures(self.name), gemini.translated(f"Chat provider {self.name}", timeout=self.timeout):
+            yield
+
     def complete(self, messages: list[ChatMessage], *, model: str | None = None) -> ChatReply:
         model = model or self.model
         contents, config = self._request(messages)
-        try:
+        with self._calling():
             response = self._client.models.generate_content(model=model, contents=contents, config=config)
             text = response.text
-        except (genai_errors.APIError, genai_errors.UnknownApiResponseError, httpx2.HTTPError) as exc:
-            raise self._translate(exc) from exc
         if text is None:
             raise ProviderError(self.name, "answered without text (blocked or empty)", retryable=False)
         prompt_tokens, completion_tokens = _usage(response.usage_metadata)
@@ -64,40 +68,15 @@ class GeminiProvider(ChatProvider):
         model = model or self.model
         contents, config = self._request(messages)
         answered_model, usage = model, None
-        try:
+        with self._calling():
             for chunk in self._client.models.generate_content_stream(model=model, contents=contents, config=config):
                 answered_model = chunk.model_version or answered_model
                 usage = chunk.usage_metadata or usage
                 text = chunk.text
                 if text:
                     yield text
-        except (genai_errors.APIError, genai_errors.UnknownApiResponseError, httpx2.HTTPError) as exc:
-            raise self._translate(exc) from exc
         prompt_tokens, completion_tokens = _usage(usage)
         yield StreamUsage(model=answered_model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-
-    def _translate(self, exc: Exception) -> ProviderError:
-        if isinstance(exc, httpx2.TimeoutException):
-            return ProviderError(self.name, "timed out", retryable=True)
-        if isinstance(exc, httpx2.HTTPError):
-            return ProviderError(self.name, "could not be reached", retryable=True)
-        if isinstance(exc, genai_errors.APIError):
-            code = exc.code or 0
-            return ProviderError(self.name, f"answered HTTP {code}", retryable=code == 429 or code >= 500)
-        return ProviderError(self.name, "answered something unusable", retryable=False)
-
-
-@functools.lru_cache(maxsize=64)
-def _client(api_key: str, timeout: float) -> genai.Client:
-    """One client per key, shared by requests (connections are reused). Held by this cache
-    and by each provider instance for as long as a call or a stream runs: a genai.Client
-    closes its HTTP client when it is garbage-collected. HttpOptions.timeout is in ms; with
-    no retry_options the SDK does not retry, so a failure hands over to the next provider."""
-    return genai.Client(
-        vertexai=False,
-        api_key=api_key,
-        http_options=types.HttpOptions(timeout=int(timeout * 1000)),
-    )
 
 
 def _usage(metadata: types.GenerateContentResponseUsageMetadata | None) -> tuple[int, int]:

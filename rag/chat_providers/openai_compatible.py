@@ -1,17 +1,19 @@
 """OpenAI chat completions, and OpenRouter through the same SDK (it speaks the OpenAI API
-at its own base URL). The openai SDK is imported here and nowhere else."""
+at its own base URL). The client and the SDK's errors belong to
+raptorflow.upstreams.openai_compatible."""
 
-import functools
 from collections.abc import Iterator
+from contextlib import contextmanager
 
-import openai
 from django.conf import settings
 
-from rag.chat_providers.base import ChatMessage, ChatProvider, ChatReply, ProviderError, StreamUsage
+from rag.chat_providers.base import ChatMessage, ChatProvider, ChatReply, ProviderError, StreamUsage, upstream_failures
+from raptorflow.upstreams import openai_compatible
 
 
 class OpenAIProvider(ChatProvider):
     name = "openai"
+    key_setting = "OPENAI_API_KEY"
 
     @property
     def default_model(self) -> str:
@@ -19,8 +21,15 @@ class OpenAIProvider(ChatProvider):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        headers = self.default_headers()
-        self._client = _client(self.api_key, self.base_url(), self.timeout, tuple(sorted((headers or {}).items())))
+        # No SDK retries: a failing provider hands over to the next one in CHAT_PROVIDERS
+        # instead of making the user wait through its backoff.
+        self._client = openai_compatible.client(
+            api_key=self.api_key,
+            base_url=self.base_url(),
+            timeout=self.timeout,
+            max_retries=0,
+            default_headers=self.default_headers(),
+        )
 
     def base_url(self) -> str | None:
         return settings.OPENAI_BASE_URL or None
@@ -31,14 +40,22 @@ class OpenAIProvider(ChatProvider):
     def _token_limit(self) -> dict:
         return {"max_completion_tokens": self.max_tokens} if self.max_tokens else {}
 
+    @contextmanager
+    def _calling(self) -> Iterator[None]:
+        with (
+            upstream_failures(self.name),
+            openai_compatible.translated(
+                f"Chat provider {self.name}", timeout=self.timeout, key_setting=self.key_setting
+            ),
+        ):
+            yield
+
     def complete(self, messages: list[ChatMessage], *, model: str | None = None) -> ChatReply:
         model = model or self.model
-        try:
+        with self._calling():
             response = self._client.chat.completions.create(
                 model=model, messages=_as_openai(messages), **self._token_limit()
             )
-        except openai.OpenAIError as exc:
-            raise self._translate(exc) from exc
         if not response.choices or response.choices[0].message is None:
             raise ProviderError(self.name, "answered without a choice", retryable=False)
         usage = response.usage
@@ -53,7 +70,7 @@ class OpenAIProvider(ChatProvider):
     def stream(self, messages: list[ChatMessage], *, model: str | None = None) -> Iterator[str | StreamUsage]:
         model = model or self.model
         answered_model, prompt_tokens, completion_tokens = model, 0, 0
-        try:
+        with self._calling():
             chunks = self._client.chat.completions.create(
                 model=model,
                 messages=_as_openai(messages),
@@ -71,24 +88,12 @@ class OpenAIProvider(ChatProvider):
                     for choice in chunk.choices:
                         if choice.delta and choice.delta.content:
                             yield choice.delta.content
-        except openai.OpenAIError as exc:
-            raise self._translate(exc) from exc
         yield StreamUsage(model=answered_model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-
-    def _translate(self, exc: openai.OpenAIError) -> ProviderError:
-        if isinstance(exc, openai.APITimeoutError):
-            return ProviderError(self.name, "timed out", retryable=True)
-        if isinstance(exc, openai.APIConnectionError):
-            return ProviderError(self.name, "could not be reached", retryable=True)
-        if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
-            retryable = status == 429 or status >= 500
-            return ProviderError(self.name, f"answered HTTP {status}", retryable=retryable)
-        return ProviderError(self.name, f"answered something unusable ({type(exc).__name__})", retryable=False)
 
 
 class OpenRouterProvider(OpenAIProvider):
     name = "openrouter"
+    key_setting = "OPENROUTER_API_KEY"
 
     @property
     def default_model(self) -> str:
@@ -104,21 +109,6 @@ class OpenRouterProvider(OpenAIProvider):
     def _token_limit(self) -> dict:
         # Not every model behind OpenRouter knows max_completion_tokens; max_tokens is universal there.
         return {"max_tokens": self.max_tokens} if self.max_tokens else {}
-
-
-@functools.lru_cache(maxsize=64)
-def _client(api_key: str, base_url: str | None, timeout: float, headers: tuple) -> openai.OpenAI:
-    """One client per key and endpoint, shared by requests and threads (the SDK's client is
-    thread-safe), so connections are reused instead of opened per reply. No SDK retries: a
-    failing provider hands over to the next one in CHAT_PROVIDERS instead of making the user
-    wait through its backoff."""
-    return openai.OpenAI(
-        api_key=api_key,
-        base_url=base_url,
-        timeout=openai.Timeout(timeout, connect=min(timeout, 10.0)),
-        max_retries=0,
-        default_headers=dict(headers) or None,
-    )
 
 
 def _as_openai(messages: list[ChatMessage]) -> list[dict]:

@@ -242,3 +242,66 @@ def test_gemini_stream_failing_mid_answer_is_a_retryable_provider_error(respx_mo
 
     assert stream.text == "Part "
     assert (caught.value.provider, caught.value.reason, caught.value.retryable) == ("gemini", "timed out", True)
+
+
+# --- one fallback loop for replies and streams -------------------------------------------
+
+
+def sample(name, **labels) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def answer_complete(providers):
+    return complete(providers, MESSAGES).provider
+
+
+def answer_stream(providers):
+    stream = ReplyStream(providers, MESSAGES)
+    drain(stream)
+    return stream.provider
+
+
+@pytest.mark.parametrize("answer", [answer_complete, answer_stream], ids=["complete", "stream"])
+def test_replies_and_streams_fall_back_and_count_it_alike(respx_mock, answer):
+    respx_mock.post(OPENAI_URL).mock(return_value=httpx.Response(503, json={"error": {"message": "down"}}))
+    respx_mock.post(GEMINI_URL).mock(return_value=httpx.Response(200, json=gemini_response("Backup.")))
+    respx_mock.post(GEMINI_STREAM_URL).mock(return_value=sse_response(gemini_stream_chunks(["Backup."]))[0])
+    fallbacks = ("raptorflow_chat_fallbacks_total", {"provider": "openai", "reason": "answered HTTP 503"})
+    errors = ("raptorflow_chat_provider_seconds_count", {"provider": "openai", "outcome": "error"})
+    successes = ("raptorflow_chat_provider_seconds_count", {"provider": "gemini", "outcome": "ok"})
+    before = [sample(name, **labels) for name, labels in (fallbacks, errors, successes)]
+
+    provider = answer(chat_providers(keys(openai="sk-a", gemini="g-key")))
+
+    after = [sample(name, **labels) for name, labels in (fallbacks, errors, successes)]
+    assert provider == "gemini"
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("answer", [answer_complete, answer_stream], ids=["complete", "stream"])
+def test_replies_and_streams_stop_at_a_rejected_request_alike(respx_mock, answer):
+    respx_mock.post(OPENAI_URL).mock(return_value=httpx.Response(401, json={"error": {"message": "bad key"}}))
+    gemini_routes = [respx_mock.post(GEMINI_URL), respx_mock.post(GEMINI_STREAM_URL)]
+    fallbacks = sample("raptorflow_chat_fallbacks_total", provider="openai", reason="answered HTTP 401")
+
+    with pytest.raises(UpstreamBadResponse) as caught:
+        answer(chat_providers(keys(openai="sk-a", gemini="g-key")))
+
+    assert str(caught.value.detail) == "The chat provider could not answer: openai answered HTTP 401."
+    assert caught.value.extra["providers"] == [{"provider": "openai", "reason": "answered HTTP 401"}]
+    assert [route.call_count for route in gemini_routes] == [0, 0]
+    assert sample("raptorflow_chat_fallbacks_total", provider="openai", reason="answered HTTP 401") == fallbacks
+
+
+@pytest.mark.parametrize("answer", [answer_complete, answer_stream], ids=["complete", "stream"])
+def test_the_last_provider_failing_is_not_counted_as_a_fallback(respx_mock, answer):
+    respx_mock.post(OPENAI_URL).mock(side_effect=httpx.ReadTimeout("timed out"))
+    fallbacks = sample("raptorflow_chat_fallbacks_total", provider="openai", reason="timed out")
+
+    with pytest.raises(UpstreamUnavailable) as caught:
+        answer(chat_providers(keys(openai="sk-a")))
+
+    assert str(caught.value.detail) == "No chat provider could answer: openai timed out."
+    assert sample("raptorflow_chat_fallbacks_total", provider="openai", reason="timed out") == fallbacks
