@@ -39,6 +39,10 @@ class HookPoint:
             self._receivers.append(receiver)
         return receiver
 
+    def unregister(self, receiver: Callable) -> None:
+        if receiver in self._receivers:
+            self._receivers.remove(receiver)
+
     @property
     def receivers(self) -> tuple[Callable, ...]:
         return tuple(self._receivers)

@@ -22,12 +22,12 @@ for callers that choose what happens next (the chat fallback):
 | an answer the SDK or we cannot read  | UpstreamBadResponse | no        |
 """
 
-from raptorflow.errors import ApiError, NotConfigured, UpstreamBadResponse, UpstreamUnavailable
+from raptorflow.errors import DomainError, NotConfigured, UpstreamBadResponse, UpstreamUnavailable
 
 __all__ = ["failure", "status_failure", "timed_out", "unreachable", "unusable"]
 
 
-def failure(cls: type[ApiError], service: str, sentence: str, *, reason: str, retryable: bool) -> ApiError:
+def failure(cls: type[DomainError], service: str, sentence: str, *, reason: str, retryable: bool) -> DomainError:
     """`cls("<service> <sentence>.")` with `reason` and `retryable` set (see the module docstring)."""
     exc = cls(f"{service} {sentence}.")
     exc.reason = reason
@@ -35,16 +35,16 @@ def failure(cls: type[ApiError], service: str, sentence: str, *, reason: str, re
     return exc
 
 
-def timed_out(service: str, timeout: float) -> ApiError:
+def timed_out(service: str, timeout: float) -> DomainError:
     return failure(UpstreamUnavailable, service, f"timed out after {timeout:g}s", reason="timed out", retryable=True)
 
 
-def unreachable(service: str) -> ApiError:
+def unreachable(service: str) -> DomainError:
     reason = "could not be reached"
     return failure(UpstreamUnavailable, service, reason, reason=reason, retryable=True)
 
 
-def status_failure(service: str, status: int, *, key_setting: str) -> ApiError:
+def status_failure(service: str, status: int, *, key_setting: str) -> DomainError:
     """An HTTP error status the SDK gave up on (after its own retries, if any)."""
     reason = f"answered HTTP {status}"
     if status in (401, 403):
@@ -59,7 +59,7 @@ def status_failure(service: str, status: int, *, key_setting: str) -> ApiError:
     return failure(UpstreamBadResponse, service, sentence, reason=reason, retryable=False)
 
 
-def unusable(service: str, exc: BaseException) -> ApiError:
+def unusable(service: str, exc: BaseException) -> DomainError:
     """Malformed JSON, or a response the SDK (or the caller reading it) cannot parse."""
     reason = f"answered something unusable ({type(exc).__name__})"
     return failure(UpstreamBadResponse, service, "answered with something unusable", reason=reason, retryable=False)

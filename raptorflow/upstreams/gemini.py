@@ -24,7 +24,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from raptorflow import upstreams
-from raptorflow.errors import ApiError
+from raptorflow.errors import DomainError
 
 __all__ = ["KEY_SETTING", "RETRY_STATUS_CODES", "client", "translated"]
 
@@ -64,7 +64,7 @@ def translated(service: str, *, timeout: float) -> Iterator[None]:
     httpx2's, which google-genai lets through). `service` starts each message."""
     try:
         yield
-    except ApiError:
+    except DomainError:
         raise
     except httpx2.TimeoutException as exc:
         raise upstreams.timed_out(service, timeout) from exc

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 import openai
 
 from raptorflow import upstreams
-from raptorflow.errors import ApiError
+from raptorflow.errors import DomainError
 
 __all__ = ["CONNECT_TIMEOUT_SECONDS", "client", "translated"]
 
@@ -62,7 +62,7 @@ def translated(service: str, *, timeout: float, key_setting: str) -> Iterator[No
     `key_setting` names the key a 401/403 rejected."""
     try:
         yield
-    except ApiError:
+    except DomainError:
         raise
     except openai.APITimeoutError as exc:
         raise upstreams.timed_out(service, timeout) from exc

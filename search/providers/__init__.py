@@ -13,7 +13,7 @@ another model once vectors exist: it records the switch in search.ActiveEmbeddin
 which then wins over the settings-derived default (`active_spec()`), so queries are always
 embedded with the model their stored vectors came from.
 
-Every provider failure is an ApiError naming the provider: UpstreamUnavailable /
+Every provider failure is an DomainError naming the provider: UpstreamUnavailable /
 NotConfigured (503) or UpstreamBadResponse (502).
 """
 
