@@ -36,15 +36,13 @@ PRODUCT_NAME = "RaptorFlow"
 
 class PlanListView(TenantAPIView):
     serializer_class = PlanSerializer
+    filter_backends: list = []
     pagination_class = paginator_with_ordering("price_paise", "code")
-
-    def get_queryset(self):
-        # The plan catalogue is the same for every organization: nothing to scope.
-        return selectors.active_plans()
 
     @extend_schema(responses={200: PlanSerializer(many=True)}, tags=BILLING_TAG, description="Plans on offer.")
     def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
+        # The plan catalogue is the same for every organization: nothing to scope.
+        page = self.paginate_queryset(selectors.active_plans())
         return self.get_paginated_response(PlanSerializer(page, many=True).data)
 
 

@@ -1,9 +1,9 @@
 """The sync core of RAG: which messages become context, and the prompt built from them.
 
 Every read takes the caller (user, organization) explicitly and goes through
-`.visible_to(user, organization)`, so context can only ever come from the caller's own
-conversations in the caller's own organization — never another organization's, never a
-teammate's.
+raptorflow.tenancy.scoped(), the entry point the API views use too, so context can only
+ever come from the caller's own conversations in the caller's own organization — never
+another organization's, never a teammate's.
 
 Scores are in [0, 1]: a message's cosine similarity to the query (times
 OTHER_CONVERSATION_WEIGHT when it comes from another of the owner's conversations), and for
@@ -26,6 +26,7 @@ from rag.chat_providers import ChatMessage
 from rag.models import ContextCache
 from rag.prompts import system_prompt
 from rag.tokens import CHARS_PER_TOKEN, estimate_message_tokens, estimate_tokens
+from raptorflow.tenancy import is_visible, scoped
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def context_retrieve(
     """Recent and semantically close messages for `query`, deduplicated and ranked.
     `before_sequence` limits this conversation's messages to those before a given one
     (asking again for an earlier message sees the conversation as it was then)."""
-    if conversation.organization_id != organization.pk or conversation.owner_id != user.pk:
+    if not is_visible(conversation, user=user, organization=organization):
         raise Conversation.DoesNotExist("Conversation not visible to this caller")
     excluded = sorted(str(i) for i in exclude_message_ids)
     state = f"{conversation.message_count}:{conversation.updated_at.isoformat()}"
@@ -112,7 +113,7 @@ def context_retrieve(
     key = hashlib.sha256(json.dumps([query, excluded, before_sequence, retrieval]).encode()).hexdigest()
 
     cached = (
-        ContextCache.objects.visible_to(user, organization)
+        scoped(ContextCache, user=user, organization=organization)
         .filter(conversation=conversation, state=state, key=key)
         .values_list("entries", flat=True)
         .first()
@@ -134,7 +135,7 @@ def context_retrieve(
 
 
 def _rank(user, organization, conversation, query, excluded: set[str], before_sequence) -> list[dict]:
-    own = Message.objects.visible_to(user, organization).filter(conversation=conversation)
+    own = scoped(Message, user=user, organization=organization).filter(conversation=conversation)
     if before_sequence is not None:
         # Usually just the message being answered; more when asking again for an older one.
         excluded = excluded | {str(i) for i in own.filter(sequence__gte=before_sequence).values_list("id", flat=True)}
@@ -179,7 +180,7 @@ def context_messages(*, user, organization, entries: list[dict]) -> list[Context
     ids = [entry["message_id"] for entry in entries]
     rows = {
         str(m.id): m
-        for m in Message.objects.visible_to(user, organization).filter(id__in=ids).only(
+        for m in scoped(Message, user=user, organization=organization).filter(id__in=ids).only(
             "id", "conversation_id", "role", "content", "created_at", "sequence"
         )
     }

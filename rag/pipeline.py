@@ -9,14 +9,17 @@
 
 The coroutines wrap the sync core (rag.context) with asgiref's sync_to_async; the app
 itself stays WSGI. A pipeline made for a caller (`get_rag_pipeline(user=..., organization=...)`)
-only finds that caller's own conversations; without one, the conversation's own owner and
-organization are the caller, so context still never crosses owners or organizations.
+only finds that caller's own conversations, read through raptorflow.tenancy.scoped() like the
+API views read them; without one, the conversation's own owner and organization are the
+caller (`unscoped_conversation_and_caller`), so context still never crosses owners or
+organizations.
 """
 
 from asgiref.sync import sync_to_async
 
 from conversations.models import Conversation
 from rag.context import AugmentedPrompt, RetrievedContext, context_retrieve, prompt_augment
+from raptorflow.tenancy import scoped
 
 __all__ = ["AugmentedPrompt", "RagPipeline", "RetrievedContext", "get_rag_pipeline"]
 
@@ -30,12 +33,9 @@ class RagPipeline:
 
     def _caller_and_conversation(self, conversation_id):
         if self.user is not None:
-            conversation = Conversation.objects.visible_to(self.user, self.organization).get(pk=conversation_id)
+            conversation = scoped(Conversation, user=self.user, organization=self.organization).get(pk=conversation_id)
             return self.user, self.organization, conversation
-        # Unscoped on purpose: server-side agent code names a conversation, and its owner
-        # becomes the caller.
-        conversation = Conversation.objects.select_related("owner", "organization").get(pk=conversation_id)
-        return conversation.owner, conversation.organization, conversation
+        return unscoped_conversation_and_caller(conversation_id)
 
     def retrieve_context_sync(self, query: str, conversation_id) -> RetrievedContext:
         user, organization, conversation = self._caller_and_conversation(conversation_id)
@@ -49,6 +49,14 @@ class RagPipeline:
 
     async def augment_prompt(self, query: str, context: RetrievedContext) -> AugmentedPrompt:
         return await sync_to_async(self.augment_prompt_sync)(query, context)
+
+
+def unscoped_conversation_and_caller(conversation_id):
+    """(owner, organization, conversation) of any conversation. Unscoped on purpose:
+    server-side agent code names a conversation, and its owner becomes the caller, so every
+    read after this one is scoped to that owner."""
+    conversation = Conversation.objects.select_related("owner", "organization").get(pk=conversation_id)
+    return conversation.owner, conversation.organization, conversation
 
 
 def get_rag_pipeline(*, user=None, organization=None) -> RagPipeline:

@@ -25,6 +25,7 @@ from rag.chat_providers import ChatProvider, chat_providers
 from rag.context import AugmentedPrompt, ContextMessage, context_messages, context_retrieve, prompt_augment
 from rag.tokens import estimate_tokens
 from raptorflow.errors import Conflict, InvalidInput, NotFound
+from raptorflow.tenancy import scoped
 
 
 def reply_idempotency_key(idempotency_key: str) -> str:
@@ -96,7 +97,7 @@ def reply_prepare(
 def _replay(user, organization, conversation, idempotency_key: str) -> PreparedReply | None:
     """The reply this Idempotency-Key already produced, if any (with its user message and
     the context it used), so a retry answers the same and creates nothing."""
-    visible = Message.objects.visible_to(user, organization).filter(conversation=conversation)
+    visible = scoped(Message, user=user, organization=organization).filter(conversation=conversation)
     reply = visible.filter(idempotency_key=reply_idempotency_key(idempotency_key)).first()
     if reply is None:
         return None
@@ -119,7 +120,7 @@ def _replay(user, organization, conversation, idempotency_key: str) -> PreparedR
 def _existing_user_message(user, organization, conversation, message_id) -> Message:
     # Scoped like an id in the URL: not found and not yours are the same 404.
     message = (
-        Message.objects.visible_to(user, organization).filter(conversation=conversation, id=message_id).first()
+        scoped(Message, user=user, organization=organization).filter(conversation=conversation, id=message_id).first()
     )
     if message is None:
         raise NotFound("No such message in this conversation.")

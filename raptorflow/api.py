@@ -2,8 +2,22 @@
 
 TenantAPIView resolves the caller from the access token (TenantJWTAuthentication has
 already re-checked the user and the membership) and exposes `scoped(Model)`, the only way
-views reach tenant rows. `get_object()` therefore answers 404 alike for "does not exist"
-and "not yours".
+views reach tenant rows (raptorflow.tenancy). `get_object()` therefore answers 404 alike
+for "does not exist" and "not yours".
+
+The rules, and where they hold:
+- Every authenticated view is a TenantAPIView; a public one (sign-in, webhook, health,
+  schema) is an APIView with `permission_classes = [AllowAny]` on the allow-list of
+  tests/test_scoping_rules.py, which walks every URL.
+- A view sets `model` and reads through `self.get_queryset()` / `self.get_object()`; it
+  refines its rows in `filter_scoped(queryset)` (annotations, select_related, narrower
+  filters: it receives the scoped queryset and builds on it) and reaches other models with
+  `self.scoped(Other)` / `self.get_scoped_or_404(Other, ...)`. Overriding the methods that
+  scope (`get_queryset`, `get_object`, `scoped`, ...) is a TypeError when the class is
+  defined, so it fails at import.
+- A view never names `<TenantModel>.objects`: tests/test_scoping_rules.py reads the views'
+  source to hold that line. Reads that are not about one organization (the caller's own
+  organizations, the plan catalogue) call their selector without `model`.
 """
 
 from django.shortcuts import get_object_or_404
@@ -21,6 +35,21 @@ class TenantAPIView(generics.GenericAPIView):
     model = None
     lookup_field = "id"
     lookup_url_kwarg = "id"
+
+    # The scoping itself: a subclass that replaced one of these could serve rows of
+    # another caller, so defining such a subclass fails (see __init_subclass__).
+    SEALED = ("get_queryset", "get_object", "scoped", "get_scoped_or_404", "caller", "organization")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in TenantAPIView.SEALED:
+            if getattr(cls, name) is not getattr(TenantAPIView, name):
+                raise TypeError(
+                    f"{cls.__module__}.{cls.__qualname__} overrides TenantAPIView.{name}, which scopes its rows "
+                    "to the caller. Set `model` and refine the scoped rows in `filter_scoped(self, queryset)`, "
+                    "reach other models through `self.scoped(Model)` or `self.get_scoped_or_404(Model, ...)`, "
+                    "or call a selector for reads that are not about one organization."
+                )
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -44,8 +73,14 @@ class TenantAPIView(generics.GenericAPIView):
             raise TypeError(f"{type(self).__name__} must set `model`")
         if getattr(self, "swagger_fake_view", False):
             # Schema generation runs views without a caller.
-            return self.model.objects.none()
-        return self.scoped(self.model)
+            return self.filter_scoped(self.model.objects.none())
+        return self.filter_scoped(self.scoped(self.model))
+
+    def filter_scoped(self, queryset):
+        """Hook for subclasses: the caller's rows of `model`, refined (annotations,
+        select_related, narrower filters). It receives the scoped queryset and must build
+        on it, never start again from `Model.objects`."""
+        return queryset
 
     def get_scoped_or_404(self, model, **lookup):
         return get_object_or_404(self.scoped(model), **lookup)

@@ -5,14 +5,27 @@ Every tenant-owned model uses a manager built from TenantQuerySet and declares i
   (organization, owner) pair; selected with `.visible_to(user, organization)`.
 - ORGANIZATION: org-level rows (members, invitations, billing), selected with `.for_org(org)`.
 
-Views never filter by tenant by hand: raptorflow.api.TenantAPIView calls `scoped()` below,
-which picks the right one from the model. Code that must bypass scoping (admin, management
-commands, background jobs) uses `Model.objects` explicitly and names its function
-`unscoped_…`.
+`scoped(Model, user=..., organization=...)` below picks the right one from the model and is
+the entry point for every read made for a caller: raptorflow.api.TenantAPIView calls it for
+the views, and the RAG code (rag.context, rag.pipeline, rag.replies) and the search
+selectors call it with the caller they were given. Nothing filters by tenant by hand; an
+object already in hand is checked with `is_visible()`, which answers as `scoped()` would.
+
+Code that must bypass scoping (admin, management commands, background jobs) uses
+`Model.objects` explicitly and names its function `unscoped_…`.
+
+Where the rules are enforced:
+- `scoped()` refuses a model that declares no `tenant_scope`;
+- TenantAPIView refuses, at import, a view that overrides `get_queryset`/`get_object`;
+- tests/test_scoping_rules.py walks every URL (each authenticated view is a TenantAPIView,
+  each public one is on a commented allow-list and really public), checks that every model
+  with an organization declares its scope on a TenantQuerySet manager, and reads the views'
+  source so that none reaches `<TenantModel>.objects` around `scoped()`.
 """
 
 from enum import Enum
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
 
@@ -33,12 +46,42 @@ class TenantQuerySet(models.QuerySet):
         return self.filter(**{self.organization_field: organization, self.owner_field: user})
 
 
-def scoped(model, *, user, organization) -> models.QuerySet:
-    """All rows of `model` the caller may see. A model without a tenant scope is refused
-    so that a new model cannot be exposed unscoped by accident."""
+def tenant_scope_of(model) -> TenantScope:
+    """The model's declared scope; a model without one is refused so that a new model cannot
+    be exposed unscoped by accident."""
     scope = getattr(model, "tenant_scope", None)
-    if scope is TenantScope.OWNER:
-        return model.objects.visible_to(user, organization)
-    if scope is TenantScope.ORGANIZATION:
+    if not isinstance(scope, TenantScope):
+        raise TypeError(f"{model.__name__} declares no tenant_scope and cannot be served by the API")
+    return scope
+
+
+def scoped(model, *, user, organization) -> models.QuerySet:
+    """All rows of `model` the caller may see. `user` may be None only for models scoped to
+    the organization (a background job acting for an organization, not for a person)."""
+    if tenant_scope_of(model) is TenantScope.ORGANIZATION:
         return model.objects.for_org(organization)
-    raise TypeError(f"{model.__name__} declares no tenant_scope and cannot be served by the API")
+    if user is None:
+        raise TypeError(f"{model.__name__} rows belong to a person: scoped() needs the user")
+    return model.objects.visible_to(user, organization)
+
+
+def is_visible(instance, *, user, organization) -> bool:
+    """Whether `scoped(type(instance), user=user, organization=organization)` holds `instance`,
+    read from the instance's own foreign keys when they are direct (no query), else asked
+    of the database."""
+    model = type(instance)
+    scope = tenant_scope_of(model)
+    queryset = model.objects.all()
+    fields = [(queryset.organization_field, organization)]
+    if scope is TenantScope.OWNER:
+        if user is None:
+            return False
+        fields.append((queryset.owner_field, user))
+    try:
+        attnames = [model._meta.get_field(name).attname for name, _ in fields]
+    except FieldDoesNotExist:  # a path such as "conversation__organization"
+        return scoped(model, user=user, organization=organization).filter(pk=instance.pk).exists()
+    return all(
+        getattr(instance, attname) == getattr(expected, "pk", expected)
+        for attname, (_, expected) in zip(attnames, fields, strict=True)
+    )

@@ -14,7 +14,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from accounts import selectors, services
-from accounts.models import MANAGER_ROLES, DomainClaim, Invitation, InvitationStatus, Membership, Organization
+from accounts.models import MANAGER_ROLES, DomainClaim, Invitation, InvitationStatus, Membership
 from accounts.serializers import (
     DomainClaimInputSerializer,
     DomainClaimSerializer,
@@ -53,12 +53,6 @@ class OrganizationListCreateView(TenantAPIView):
     # Oldest membership first; the id breaks ties.
     pagination_class = paginator_with_ordering("joined_at", "id")
 
-    def get_queryset(self):
-        # The person's own memberships, across organizations: not scoped to the current one.
-        if getattr(self, "swagger_fake_view", False):
-            return Organization.objects.none()
-        return selectors.organizations_of_user(self.request.user)
-
     @extend_schema(
         operation_id="organizations_list",
         responses={200: MyOrganizationSerializer(many=True)},
@@ -66,7 +60,8 @@ class OrganizationListCreateView(TenantAPIView):
         description="Every organization the caller belongs to, each with the caller's role.",
     )
     def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
+        # The person's own memberships, across organizations: not scoped to the current one.
+        page = self.paginate_queryset(selectors.organizations_of_user(request.user))
         return self.get_paginated_response(MyOrganizationSerializer(page, many=True).data)
 
     @extend_schema(
@@ -222,8 +217,8 @@ class InvitationListCreateView(TenantAPIView):
     filterset_class = InvitationFilter
     pagination_class = paginator_with_ordering("-created_at", "-id")
 
-    def get_queryset(self):
-        return selectors.invitations_with_status(super().get_queryset())
+    def filter_scoped(self, queryset):
+        return selectors.invitations_with_status(queryset)
 
     @extend_schema(
         operation_id="organizations_invitations_list",

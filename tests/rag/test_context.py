@@ -4,10 +4,13 @@ budget, the context cache, and the tenant boundary of what can reach a prompt.""
 import httpx
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Membership, Role
 from conversations.models import Message
 from conversations.services import message_create
+from rag.context import context_retrieve
 from rag.models import ContextCache
 from rag.pipeline import get_rag_pipeline
 from rag.tokens import estimate_message_tokens
@@ -166,3 +169,33 @@ def test_embedding_provider_down_falls_back_to_recent_messages(owner_client, ope
 
     assert response.status_code == 201
     assert [item["snippet"] for item in response.json()["context"]] == ["We launch in April."]
+
+
+# What retrieval reads today, cold (conversation, messages, embeddings, cache write) and from
+# the cache: going through raptorflow.tenancy.scoped() must not add a query.
+COLD_RETRIEVAL_QUERIES, CACHED_RETRIEVAL_QUERIES = 15, 4
+
+
+def test_retrieval_through_scoped_reads_costs_no_extra_query(make_conversation, owner, org, embed):
+    conversation = make_conversation(messages=[("user", OWN_ANSWER), ("assistant", "Noted, Bluebird it is.")])
+    embed(*Message.objects.filter(conversation=conversation))
+
+    def queries(pipeline) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            pipeline.retrieve_context_sync(QUERY, conversation.id)
+        return len(captured)
+
+    cold = queries(get_rag_pipeline(user=owner, organization=org))
+    cached = queries(get_rag_pipeline(user=owner, organization=org))
+    cached_for_the_owner = queries(get_rag_pipeline())
+
+    assert cold <= COLD_RETRIEVAL_QUERIES
+    assert cached <= CACHED_RETRIEVAL_QUERIES
+    assert cached_for_the_owner <= CACHED_RETRIEVAL_QUERIES
+
+
+def test_retrieval_refuses_a_conversation_not_visible_to_the_caller(make_conversation, teammate, org):
+    conversation = make_conversation(messages=[("user", "private plan")])
+
+    with pytest.raises(conversation.DoesNotExist):
+        context_retrieve(user=teammate, organization=org, conversation=conversation, query="plan")
