@@ -1,34 +1,43 @@
 """Operators' view of users, organizations, memberships, invitations and Workspace domain
 claims (the audit log's is raptorflow/admin.py).
 
-Deletions and approvals go through accounts.services, as the API's do: deleting an
-organization cancels its subscription first, deleting a user follows the last-owner rule
-and takes their personal organization along, and approving a domain claim is audited.
+Writes go through accounts.services, as the API's do: deleting an organization cancels its
+subscription first, deleting a user follows the last-owner rule and takes their personal
+organization along, approving a domain claim is audited, and memberships — in their own
+admin and in the user's and the organization's inlines — are added, changed and removed
+under the last-owner rule, with the same locks as the API's.
 """
 
+from functools import partial
+
 from allauth.socialaccount.models import SocialAccount
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.http import HttpResponseRedirect
 
 from accounts import services
-from accounts.models import DomainClaim, Invitation, Membership, Organization, User
+from accounts.models import DomainClaim, Invitation, Membership, Organization, Role, User
 from raptorflow.errors import DomainError
 
 
-class ServiceDeleteMixin:
-    """Deletion through a service that may refuse (last owner, a subscription Razorpay
+class ServiceWriteMixin:
+    """Writes through a service that may refuse (last owner, a subscription Razorpay
     would not cancel): the refusal is shown to the operator instead of a server error,
-    and the admin's "deleted successfully" message is not sent."""
+    the admin's success message is not sent, and the operator lands back on the object's
+    page, which shows what is stored."""
 
-    def delete_through_service(self, request, obj) -> bool:
+    def through_service(self, request, label, call) -> bool:
         try:
-            self.service_delete(request, obj)
+            call()
         except DomainError as exc:
-            self.message_user(request, f"{obj}: {exc.detail}", messages.ERROR)
-            request._service_delete_refused = True
+            self.message_user(request, f"{label}: {exc.detail}", messages.ERROR)
+            request._service_refused = True
             return False
         return True
+
+    def delete_through_service(self, request, obj) -> bool:
+        return self.through_service(request, obj, lambda: self.service_delete(request, obj))
 
     def delete_model(self, request, obj):
         self.delete_through_service(request, obj)
@@ -38,14 +47,84 @@ class ServiceDeleteMixin:
             self.delete_through_service(request, obj)
 
     def response_delete(self, request, obj_display, obj_id):
-        if getattr(request, "_service_delete_refused", False):
+        if getattr(request, "_service_refused", False):
             return HttpResponseRedirect(request.path.rsplit("/delete/", 1)[0] + "/change/")
         return super().response_delete(request, obj_display, obj_id)
 
+    def response_change(self, request, obj):
+        if getattr(request, "_service_refused", False):
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if getattr(request, "_service_refused", False):
+            return HttpResponseRedirect(request.path)
+        return super().response_add(request, obj, post_url_continue)
+
     def message_user(self, request, message, level=messages.INFO, *args, **kwargs):
-        if getattr(request, "_service_delete_refused", False) and level == messages.SUCCESS:
+        if getattr(request, "_service_refused", False) and level == messages.SUCCESS:
             return None
         return super().message_user(request, message, level, *args, **kwargs)
+
+
+def _membership_label(membership: Membership) -> str:
+    # Not str(membership): the instance already carries the refused role.
+    return f"{membership.user} in {membership.organization}"
+
+
+class MembershipForm(forms.ModelForm):
+    """A membership's user and organization are fixed once it exists: moving it would take
+    an owner out of their organization behind the last-owner rule's back. Remove it and
+    add another instead."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance._state.adding:
+            for name in ("user", "organization"):
+                if name in self.fields:
+                    self.fields[name].disabled = True
+
+
+class MembershipWritesMixin(ServiceWriteMixin):
+    """Saves the membership inline through the services: additions and promotions to owner
+    first, so that handing an organization over in one save works, then the other role
+    changes, then removals. A refused row stays as stored and is left out of the admin's
+    change history."""
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Membership:
+            return super().save_formset(request, form, formset, change)
+        formset.save(commit=False)
+        operator = request.user
+
+        def saved(obj, call) -> bool:
+            return self.through_service(request, _membership_label(obj), call)
+
+        added = [obj for obj in formset.new_objects if saved(obj, partial(_add, obj, operator))]
+        promotions_first = sorted(formset.changed_objects, key=lambda pair: pair[0].role != Role.OWNER)
+        changed = [
+            (obj, fields) for obj, fields in promotions_first if saved(obj, partial(_change_role, obj, operator))
+        ]
+        deleted = [obj for obj in formset.deleted_objects if saved(obj, partial(_remove, obj, operator))]
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = added, changed, deleted
+
+
+def _add(obj: Membership, operator: User) -> None:
+    saved = services.unscoped_membership_add(
+        organization=obj.organization, user=obj.user, role=obj.role, operator=operator
+    )
+    # The admin goes on with its own instance (links, change history): make it the saved row.
+    obj.pk, obj.created_at = saved.pk, saved.created_at
+    obj._state.adding, obj._state.db = False, saved._state.db
+
+
+def _change_role(obj: Membership, operator: User) -> None:
+    # `obj` carries the form's role; the service re-reads the stored row under its locks.
+    services.unscoped_membership_change_role(membership=obj, role=obj.role, operator=operator)
+
+
+def _remove(obj: Membership, operator: User) -> None:
+    services.unscoped_membership_remove(membership=obj, operator=operator)
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -61,6 +140,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 class UserMembershipInline(admin.TabularInline):
     model = Membership
+    form = MembershipForm
     fk_name = "user"
     fields = ["organization", "role", "created_at"]
     readonly_fields = ["created_at"]
@@ -79,7 +159,7 @@ class SocialAccountInline(ReadOnlyInline):
 
 
 @admin.register(User)
-class UserAdmin(ServiceDeleteMixin, admin.ModelAdmin):
+class UserAdmin(MembershipWritesMixin, admin.ModelAdmin):
     list_display = ["email", "name", "is_active", "is_staff", "date_joined"]
     list_filter = ["is_active", "is_staff", "is_superuser"]
     search_fields = ["email", "name"]
@@ -132,6 +212,7 @@ class UserAdmin(ServiceDeleteMixin, admin.ModelAdmin):
 
 class OrganizationMembershipInline(admin.TabularInline):
     model = Membership
+    form = MembershipForm
     fk_name = "organization"
     fields = ["user", "role", "created_at"]
     readonly_fields = ["created_at"]
@@ -156,7 +237,7 @@ class DomainClaimInline(ReadOnlyInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(ServiceDeleteMixin, admin.ModelAdmin):
+class OrganizationAdmin(MembershipWritesMixin, admin.ModelAdmin):
     list_display = ["name", "is_personal", "member_count", "created_at"]
     list_filter = ["is_personal"]
     search_fields = ["name", "memberships__user__email", "domain_claims__domain"]
@@ -176,13 +257,33 @@ class OrganizationAdmin(ServiceDeleteMixin, admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ServiceWriteMixin, admin.ModelAdmin):
+    form = MembershipForm
     list_display = ["user", "organization", "role", "created_at"]
     list_filter = ["role"]
     search_fields = ["user__email", "organization__name"]
     list_select_related = ["user", "organization"]
     raw_id_fields = ["user", "organization"]
     readonly_fields = ["created_at"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            call = partial(_add, obj, request.user)
+        elif "role" in form.changed_data:
+            call = partial(_change_role, obj, request.user)
+        else:
+            return
+        self.through_service(request, _membership_label(obj), call)
+
+    def service_delete(self, request, obj):
+        _remove(obj, request.user)
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        # A refused change changed nothing: the admin's history (and its mirror in the audit
+        # log) says so instead of naming the role.
+        if getattr(request, "_service_refused", False):
+            return []
+        return super().construct_change_message(request, form, formsets, add)
 
 
 @admin.register(DomainClaim)

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from django.db import transaction
 
-from accounts.models import Organization
+from accounts.models import Membership, Organization
+from accounts.services.roles import require_manager
 from billing import razorpay, selectors
 from billing.models import Plan, Subscription, SubscriptionStatus
 from raptorflow import audit
@@ -16,10 +17,12 @@ logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
-def subscription_start(*, organization: Organization, user, plan: Plan) -> tuple[Subscription, bool]:
+def subscription_start(*, actor: Membership, plan: Plan) -> tuple[Subscription, bool]:
     """Creates the Razorpay subscription the client then opens Checkout for: (subscription,
     created). Asking again for the same plan before Checkout completes returns the same
-    one; a live subscription must be cancelled first."""
+    one; a live subscription must be cancelled first. Owners and admins only."""
+    require_manager(actor)
+    organization, user = actor.organization, actor.user
     if plan.is_free:
         raise InvalidInput({"plan": ["The free plan needs no subscription: cancel the paid one instead."]})
     razorpay.require_configured()
@@ -62,9 +65,11 @@ def subscription_start(*, organization: Organization, user, plan: Plan) -> tuple
 
 
 @transaction.atomic
-def subscription_cancel(*, organization: Organization, user, at_cycle_end: bool = False) -> Subscription:
+def subscription_cancel(*, actor: Membership, at_cycle_end: bool = False) -> Subscription:
     """Cancels the live subscription, now or (for an active one) at the end of the paid
-    period. Repeating it changes nothing."""
+    period. Repeating it changes nothing. Owners and admins only."""
+    require_manager(actor)
+    organization, user = actor.organization, actor.user
     razorpay.require_configured()
     _lock(organization)
     live = selectors.live_subscription(organization)

@@ -12,7 +12,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import MANAGER_ROLES
 from billing import razorpay, selectors, services, webhooks
 from billing.serializers import (
     BillingStatusSerializer,
@@ -78,12 +77,9 @@ class SubscribeView(TenantAPIView):
         ),
     )
     def post(self, request):
-        self.require_role(*MANAGER_ROLES)
         data = validated(SubscribeInputSerializer, request.data)
         plan = data["plan"]
-        subscription, created = services.subscription_start(
-            organization=self.organization, user=request.user, plan=plan
-        )
+        subscription, created = services.subscription_start(actor=self.caller.membership, plan=plan)
         checkout = {
             "key_id": razorpay.key_id(),
             "subscription_id": subscription.razorpay_subscription_id,
@@ -112,13 +108,8 @@ class CancelView(TenantAPIView):
         ),
     )
     def post(self, request):
-        self.require_role(*MANAGER_ROLES)
         data = validated(CancelInputSerializer, request.data)
-        subscription = services.subscription_cancel(
-            organization=self.organization,
-            user=request.user,
-            at_cycle_end=data["at_cycle_end"],
-        )
+        subscription = services.subscription_cancel(actor=self.caller.membership, at_cycle_end=data["at_cycle_end"])
         return Response(SubscriptionSerializer(subscription).data)
 
 

@@ -2,30 +2,37 @@
 
 from django.db import transaction
 
+from accounts.models import Membership
+from accounts.services.roles import require_manager
 from rag import crypto
 from rag.models import ContextCache, ProviderKey
 from raptorflow.audit import record
 
 
 @transaction.atomic
-def provider_key_set(*, organization, provider: str, api_key: str, actor) -> tuple[ProviderKey, bool]:
-    """Stores (or replaces) the organization's key for `provider`; True when it is new."""
+def provider_key_set(*, actor: Membership, provider: str, api_key: str) -> tuple[ProviderKey, bool]:
+    """Stores (or replaces) the organization's key for `provider`; True when it is new.
+    Owners and admins only."""
+    require_manager(actor)
+    organization = actor.organization
     stored, created = ProviderKey.objects.select_for_update().update_or_create(
         organization=organization,
         provider=provider,
-        defaults={"encrypted_key": crypto.encrypt(api_key), "last4": api_key[-4:], "updated_by": actor},
+        defaults={"encrypted_key": crypto.encrypt(api_key), "last4": api_key[-4:], "updated_by": actor.user},
     )
     record(
-        "provider_key.set", actor=actor, organization=organization, target=stored, provider=provider
+        "provider_key.set", actor=actor.user, organization=organization, target=stored, provider=provider
     )
     return stored, created
 
 
 @transaction.atomic
-def provider_key_delete(*, provider_key: ProviderKey, actor) -> None:
+def provider_key_delete(*, actor: Membership, provider_key: ProviderKey) -> None:
+    """Owners and admins only."""
+    require_manager(actor)
     record(
         "provider_key.delete",
-        actor=actor,
+        actor=actor.user,
         organization=provider_key.organization,
         target=provider_key,
         provider=provider_key.provider,

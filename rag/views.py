@@ -4,9 +4,10 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from accounts.models import MANAGER_ROLES
+from accounts.permissions import ManagersOnlyToRead
 from conversations.models import Conversation
 from conversations.serializers import IDEMPOTENCY_KEY_HEADER, idempotency_key_from
 from rag import chat_providers, replies, selectors, services, streaming
@@ -34,6 +35,7 @@ class ProviderKeyListView(TenantAPIView):
 
     model = ProviderKey
     serializer_class = ProviderKeySerializer
+    permission_classes = [IsAuthenticated, ManagersOnlyToRead]
     pagination_class = paginator_with_ordering("provider")
 
     @extend_schema(
@@ -42,7 +44,6 @@ class ProviderKeyListView(TenantAPIView):
         responses={200: ProviderKeySerializer(many=True), **error_responses(403)},
     )
     def get(self, request):
-        self.require_role(*MANAGER_ROLES)
         page = self.paginate_queryset(selectors.provider_key_list(organization=self.organization))
         return self.get_paginated_response(ProviderKeySerializer(page, many=True).data)
 
@@ -64,13 +65,9 @@ class ProviderKeyDetailView(TenantAPIView):
         responses={200: ProviderKeySerializer, 201: ProviderKeySerializer, **error_responses(403)},
     )
     def put(self, request, provider: str):
-        self.require_role(*MANAGER_ROLES)
         data = validated(ProviderKeyInputSerializer, request.data)
         stored, created = services.provider_key_set(
-            organization=self.organization,
-            provider=provider,
-            api_key=data["api_key"],
-            actor=request.user,
+            actor=self.caller.membership, provider=provider, api_key=data["api_key"]
         )
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(ProviderKeySerializer(stored).data, status=code)
@@ -82,8 +79,7 @@ class ProviderKeyDetailView(TenantAPIView):
         responses={204: None, **error_responses(403)},
     )
     def delete(self, request, provider: str):
-        self.require_role(*MANAGER_ROLES)
-        services.provider_key_delete(provider_key=self.get_object(), actor=request.user)
+        services.provider_key_delete(actor=self.caller.membership, provider_key=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -3,7 +3,7 @@
     users.py             first sign-in, landing organization, switching, verified emails
     organizations.py     create, update, delete (through the organization_deleting hook)
     roles.py             who may manage an organization and touch the owner role
-    members.py           role changes and removals under the last-owner rule
+    members.py           role changes and removals under the last-owner rule (also an operator's)
     invitations.py       single-use emailed invitations
     workspace.py         Google Workspace domain claims and joining through them
     account_deletion.py  deleting one's own account
@@ -19,7 +19,13 @@ from accounts.services.invitations import (
     invitation_revoke,
     invitation_token_hash,
 )
-from accounts.services.members import membership_change_role, membership_remove
+from accounts.services.members import (
+    membership_change_role,
+    membership_remove,
+    unscoped_membership_add,
+    unscoped_membership_change_role,
+    unscoped_membership_remove,
+)
 from accounts.services.organizations import (
     organization_create,
     organization_delete,
@@ -59,6 +65,9 @@ __all__ = [
     "organization_delete",
     "organization_switch",
     "organization_update",
+    "unscoped_membership_add",
+    "unscoped_membership_change_role",
+    "unscoped_membership_remove",
     "unscoped_organization_delete",
     "user_create_with_personal_organization",
     "user_email_verified",

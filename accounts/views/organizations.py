@@ -4,17 +4,20 @@ conversations/export.py).
 
 Thin views: validate, call a service or selector, serialize. Scoping comes from
 TenantAPIView (org-level rows through `.for_org`, conversations through `.visible_to`);
-the role rules live in accounts.services, so a member asking for a manager's action gets a
-403 there and anything of another organization is a 404 here.
+the role rules of writes live in accounts.services, so a member asking for a manager's action
+gets a 403 there and anything of another organization is a 404 here; reads only managers may
+do declare accounts.permissions.ManagersOnlyToRead.
 """
 
 import django_filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts import selectors, services
-from accounts.models import MANAGER_ROLES, DomainClaim, Invitation, InvitationStatus, Membership
+from accounts.models import DomainClaim, Invitation, InvitationStatus, Membership
+from accounts.permissions import ManagersOnlyToRead
 from accounts.serializers import (
     DomainClaimInputSerializer,
     DomainClaimSerializer,
@@ -98,7 +101,6 @@ class CurrentOrganizationView(TenantAPIView):
         description="Renames the organization and/or replaces its settings (owners and admins).",
     )
     def patch(self, request):
-        self.require_role(*MANAGER_ROLES)
         data = validated(OrganizationUpdateInputSerializer, request.data)
         organization = services.organization_update(actor=self.caller.membership, **data)
         return Response(_as_mine(request.user, organization))
@@ -178,7 +180,6 @@ class MemberDetailView(TenantAPIView):
     )
     def patch(self, request, user_id):
         target = self.get_object()
-        self.require_role(*MANAGER_ROLES)
         data = validated(MemberRoleInputSerializer, request.data)
         membership = services.membership_change_role(
             actor=self.caller.membership, target=target, role=data["role"]
@@ -214,6 +215,7 @@ class InvitationFilter(django_filters.FilterSet):
 class InvitationListCreateView(TenantAPIView):
     model = Invitation
     serializer_class = InvitationSerializer
+    permission_classes = [IsAuthenticated, ManagersOnlyToRead]
     filterset_class = InvitationFilter
     pagination_class = paginator_with_ordering("-created_at", "-id")
 
@@ -227,7 +229,6 @@ class InvitationListCreateView(TenantAPIView):
         description="The current organization's invitations, newest first (owners and admins).",
     )
     def get(self, request):
-        self.require_role(*MANAGER_ROLES)
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(InvitationSerializer(page, many=True).data)
 
@@ -243,7 +244,6 @@ class InvitationListCreateView(TenantAPIView):
         ),
     )
     def post(self, request):
-        self.require_role(*MANAGER_ROLES)
         data = validated(InvitationCreateInputSerializer, request.data)
         invitation = services.invitation_create(actor=self.caller.membership, **data)
         return Response(
@@ -296,6 +296,7 @@ class InvitationAcceptView(TenantAPIView):
 class DomainClaimListCreateView(TenantAPIView):
     model = DomainClaim
     serializer_class = DomainClaimSerializer
+    permission_classes = [IsAuthenticated, ManagersOnlyToRead]
     filter_backends: list = []
     pagination_class = paginator_with_ordering("created_at", "id")
 
@@ -306,7 +307,6 @@ class DomainClaimListCreateView(TenantAPIView):
         description="The current organization's Google Workspace domain claims (owners and admins).",
     )
     def get(self, request):
-        self.require_role(*MANAGER_ROLES)
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(DomainClaimSerializer(page, many=True).data)
 
@@ -322,7 +322,6 @@ class DomainClaimListCreateView(TenantAPIView):
         ),
     )
     def post(self, request):
-        self.require_role(*MANAGER_ROLES)
         data = validated(DomainClaimInputSerializer, request.data)
         claim = services.domain_claim_create(actor=self.caller.membership, domain=data["domain"])
         return Response(DomainClaimSerializer(claim).data, status=status.HTTP_201_CREATED)
