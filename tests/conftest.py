@@ -15,8 +15,9 @@ import httpx2  # noqa: E402
 
 httpx2.alias_httpx()
 
-# Billing fixtures (Razorpay keys, mocked Razorpay API, subscriptions) for every directory.
-pytest_plugins = ["respx.plugin", "tests.billing_fixtures"]
+# Billing fixtures (Razorpay keys, mocked Razorpay API, subscriptions) for every directory;
+# the run's own Redis (TEST_REDIS_URL, see tests/redis_server.py).
+pytest_plugins = ["respx.plugin", "tests.billing_fixtures", "tests.redis_server"]
 
 import pytest  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402

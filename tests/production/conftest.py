@@ -1,6 +1,6 @@
 """Real processes for the production tests: gunicorn servers and Celery workers started
-with gunicorn.conf.py / raptorflow.celery against the test database and the local Redis
-(databases 13-15 only, flushed before and after)."""
+with gunicorn.conf.py / raptorflow.celery against the test database and the run's Redis
+(TEST_REDIS_URL's server, databases 13-15 only, flushed before and after)."""
 
 import http.client
 import json
@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import redis
 from django.db import connections
+
+from tests.redis_server import redis_url
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -155,7 +157,7 @@ def _wait_until_serving(server: Server, timeout: float = 90.0) -> None:
 def flushed_redis(db: int):
     """Redis database `db` (13-15 only), empty before and after."""
     assert db in (13, 14, 15)
-    client = redis.Redis.from_url(f"redis://127.0.0.1:6379/{db}")
+    client = redis.Redis.from_url(redis_url(db))
     client.flushdb()
     try:
         yield client

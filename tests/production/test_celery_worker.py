@@ -1,4 +1,4 @@
-"""Background jobs through real Celery workers on Redis (database 14): a message posted to
+"""Background jobs through real Celery workers on the run's Redis (database 14): a message posted to
 a gunicorn server is embedded by a worker process; a worker killed with SIGKILL in the
 middle of the job has it redelivered to the next worker, with no duplicate embedding.
 
@@ -24,8 +24,9 @@ from accounts.tokens import mint_tokens
 from conversations.models import Message
 from search.models import MessageEmbedding
 from tests.production.conftest import ROOT, flushed_redis, free_port, gunicorn_server, process_env, request
+from tests.redis_server import redis_url
 
-BROKER = "redis://127.0.0.1:6379/14"
+BROKER = redis_url(14)
 DIMENSIONS = 64
 
 

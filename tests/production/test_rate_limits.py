@@ -16,6 +16,7 @@ from accounts.tokens import mint_tokens
 from raptorflow import throttling
 from raptorflow.models import AuditLog
 from tests.production.conftest import flushed_redis, gunicorn_server, process_env, request
+from tests.redis_server import redis_url
 
 LIMITS = {
     "RATE_LIMIT_USER": "5/hour",
@@ -31,8 +32,7 @@ LIMITS = {
 def two_servers(django_db_setup, django_db_blocker):
     """Two server processes (as two Cloud Run instances) sharing Redis database 15."""
     with flushed_redis(15) as client:
-        redis_url = "redis://127.0.0.1:6379/15"
-        env = process_env(REDIS_URL=redis_url, CELERY_BROKER_URL=redis_url, **LIMITS)
+        env = process_env(REDIS_URL=redis_url(15), CELERY_BROKER_URL=redis_url(15), **LIMITS)
         with gunicorn_server(env) as first, gunicorn_server(env) as second:
             yield first, second, client
 

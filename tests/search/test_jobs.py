@@ -14,6 +14,7 @@ from search import tasks
 from search.models import MessageEmbedding, SearchExclusion
 from search.services import text_sha256
 from tests.conftest import make_client
+from tests.redis_server import redis_url
 from tests.search.conftest import ADS_TEXT, add_message, make_conversation
 
 OPENAI_URL = "https://api.openai.com/v1/embeddings"
@@ -118,7 +119,7 @@ def test_with_a_broker_the_job_is_enqueued_for_celery_after_commit(
     settings, monkeypatch, owner_client, conversation, django_capture_on_commit_callbacks
 ):
     settings.BACKGROUND_JOBS_EAGER = False
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/15"
+    settings.CELERY_BROKER_URL = redis_url(15)
     enqueued = []
     monkeypatch.setattr(tasks.embed_message, "apply_async", lambda args, **options: enqueued.append(args))
     with django_capture_on_commit_callbacks(execute=True):
