@@ -22,7 +22,6 @@ The rules, and where they hold:
 
 from django.shortcuts import get_object_or_404
 from rest_framework import generics, serializers
-from rest_framework.exceptions import PermissionDenied
 
 from raptorflow import audit
 from raptorflow.tenancy import scoped
@@ -84,11 +83,6 @@ class TenantAPIView(generics.GenericAPIView):
 
     def get_scoped_or_404(self, model, **lookup):
         return get_object_or_404(self.scoped(model), **lookup)
-
-    def require_role(self, *roles: str) -> None:
-        """403 when the caller's role in their own organization is not one of `roles`."""
-        if self.caller.role not in roles:
-            raise PermissionDenied("Your role in this organization does not allow this action.")
 
 
 def validated(serializer_class, data, **kwargs) -> dict:

@@ -5,6 +5,7 @@ an admin of `org`; plus helpers that write conversation data through the ORM."""
 import pytest
 from django.apps import apps
 from django.db import models
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -36,6 +37,20 @@ def admin(org):
 @pytest.fixture
 def admin_client(admin, org):
     return make_client(admin, org)
+
+
+@pytest.fixture
+def operator(db):
+    """A Django admin operator (superuser)."""
+    return User.objects.create_superuser(email="ops@raptorflow.test", password="operator-password-1")
+
+
+@pytest.fixture
+def site(operator):
+    """The admin site, signed in as the operator."""
+    client = Client()
+    client.force_login(operator)
+    return client
 
 
 @pytest.fixture

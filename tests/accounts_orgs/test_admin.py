@@ -3,7 +3,6 @@ import json
 import pytest
 import responses
 from allauth.socialaccount.models import SocialAccount
-from django.test import Client
 
 from accounts.models import DomainClaim, Invitation, Membership, Organization, Role, User
 from accounts.services import workspace_domain_join
@@ -13,18 +12,6 @@ from tests.accounts_orgs.conftest import new_user
 from tests.billing_fixtures import cancel_url, subscription_entity
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator(db):
-    return User.objects.create_superuser(email="ops@raptorflow.test", password="operator-password-1")
-
-
-@pytest.fixture
-def site(operator):
-    client = Client()
-    client.force_login(operator)
-    return client
 
 
 @pytest.mark.parametrize(

@@ -5,27 +5,14 @@ operator came from, and the row is left as it was; allowed changes are audited."
 
 import pytest
 from django import forms
-from django.test import Client
 
-from accounts.models import Membership, Role, User, WorkspaceExclusion
+from accounts.models import Membership, Role, WorkspaceExclusion
 from raptorflow.models import AuditLog
 from tests.accounts_orgs.conftest import join, new_user
 
 pytestmark = pytest.mark.django_db
 
 MEMBERSHIPS = "/admin/accounts/membership/"
-
-
-@pytest.fixture
-def operator(db):
-    return User.objects.create_superuser(email="ops@raptorflow.test", password="operator-password-1")
-
-
-@pytest.fixture
-def site(operator):
-    client = Client()
-    client.force_login(operator)
-    return client
 
 
 @pytest.fixture

@@ -170,13 +170,15 @@ def _empty_inline_forms(*prefixes: str) -> dict:
     return data
 
 
-def test_organization_of_an_admin_target_is_recorded(admin_client, org, owner):
-    membership = owner.memberships.get(organization=org)
+def test_organization_of_an_admin_target_is_recorded(admin_client, org, teammate):
+    membership = teammate.memberships.get(organization=org)
     response = admin_client.post(
         f"/admin/accounts/membership/{membership.pk}/change/",
-        {"user": str(owner.pk), "organization": str(org.pk), "role": "admin"},
+        {"user": str(teammate.pk), "organization": str(org.pk), "role": "admin"},
     )
     assert response.status_code == 302, response.content[:2000]
+    membership.refresh_from_db()
+    assert membership.role == "admin"
     entry = AuditLog.objects.get(action="admin.change", target_type="Membership")
     assert entry.organization_id == org.pk
     assert Organization.objects.filter(pk=entry.organization_id).exists()
