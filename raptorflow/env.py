@@ -5,6 +5,7 @@ start-up with a message naming the variable instead of surfacing later as a type
 """
 
 import os
+import sys
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -52,12 +53,29 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+# What production mode cannot start without (settings.py and gunicorn.conf.py check them).
+PRODUCTION_REQUIRED = ["DJANGO_SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEY", "DATABASE_URL", "ALLOWED_HOSTS"]
+
+
+def missing_in_production(names: list[str]) -> list[str]:
+    return [name for name in names if not env_str(name)]
+
+
+def missing_configuration_message(missing: list[str]) -> str:
+    return (
+        "RaptorFlow cannot start in production mode: set "
+        + ", ".join(missing)
+        + " in the environment (see .env.example)."
+    )
+
+
 def require_in_production(production: bool, names: list[str]) -> None:
-    """Stop start-up in production when a secret is missing, naming every missing one."""
+    """Stop start-up in production when a secret is missing, naming every missing one in a
+    single line on stderr (a traceback would bury it), and exit with status 1."""
     if not production:
         return
-    missing = [name for name in names if not env_str(name)]
+    missing = missing_in_production(names)
     if missing:
-        raise ImproperlyConfigured(
-            "Production mode needs these environment variables: " + ", ".join(missing)
-        )
+        sys.stderr.write(missing_configuration_message(missing) + "\n")
+        sys.stderr.flush()
+        raise SystemExit(1)

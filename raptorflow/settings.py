@@ -9,8 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from raptorflow.env import (
+    PRODUCTION_REQUIRED,
     env_bool,
     env_float,
     env_int,
@@ -24,15 +26,23 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PRODUCTION = env_str("APP_MODE").lower() == "prod" or env_str("ENVIRONMENT").lower() == "production"
 TESTING = env_bool("RAPTORFLOW_TESTING", False)
 
-require_in_production(
-    PRODUCTION, ["DJANGO_SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEY", "DATABASE_URL", "ALLOWED_HOSTS"]
-)
+# --- Secrets ---------------------------------------------------------------------------
+# Production: from the environment only; a missing one stops start-up with one line naming
+# it. Embedded default: random secrets generated on first start and kept under .data/
+# (raptorflow/local_secrets.py). No secret value is written in the source.
+require_in_production(PRODUCTION, PRODUCTION_REQUIRED)
+if PRODUCTION:
+    _secrets = {}
+else:
+    from raptorflow.local_secrets import local_secrets
 
-DEBUG = env_bool("DEBUG", not PRODUCTION)
-# Development keys only: production refuses to start without real ones (see above).
-SECRET_KEY = env_str("DJANGO_SECRET_KEY") or "dev-insecure-django-secret-key-change-me-0123456789abcdef"
-JWT_SECRET_KEY = env_str("JWT_SECRET_KEY") or "dev-insecure-jwt-secret-key-change-me-0123456789abcdef"
-ENCRYPTION_KEY = env_str("ENCRYPTION_KEY") or "dev-insecure-encryption-key-change-me"
+    _secrets = local_secrets(BASE_DIR / ".data" / "secrets.json")
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or _secrets["DJANGO_SECRET_KEY"]
+JWT_SECRET_KEY = env_str("JWT_SECRET_KEY") or _secrets["JWT_SECRET_KEY"]
+ENCRYPTION_KEY = env_str("ENCRYPTION_KEY") or _secrets["ENCRYPTION_KEY"]
+
+# Debug pages list every URL and show SQL: only when asked for, never in production.
+DEBUG = env_bool("DEBUG", False) and not PRODUCTION
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 FRONTEND_URL = env_str("FRONTEND_URL", "http://localhost:3000")
@@ -256,6 +266,16 @@ SIMPLE_JWT = {
     "TOKEN_OBTAIN_SERIALIZER": None,
 }
 
+# --- Proxies ---------------------------------------------------------------------------
+# Trusted only when configured. NUM_PROXIES counts the proxies in front of the app that
+# append the client's address to X-Forwarded-For and set X-Forwarded-Proto (Cloud Run's
+# front end: 1, which cloudbuild.yaml sets; add one per load balancer). With 0, the
+# default, a client's own X-Forwarded-For / X-Forwarded-Proto change neither the address
+# rate limits and the audit log see nor the HTTPS redirect.
+NUM_PROXIES = env_int("NUM_PROXIES", 0)
+if NUM_PROXIES < 0:
+    raise ImproperlyConfigured("NUM_PROXIES must be 0 or more")
+
 # --- REST framework and OpenAPI --------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.TenantJWTAuthentication"],
@@ -278,8 +298,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_THROTTLE_RATES": {},
     # Proxies in front of the app that append the client's address to X-Forwarded-For
-    # (Cloud Run's front end: 1; add one per load balancer). 0 trusts REMOTE_ADDR only.
-    "NUM_PROXIES": env_int("NUM_PROXIES", 1 if PRODUCTION else 0),
+    # (NUM_PROXIES below).
+    "NUM_PROXIES": NUM_PROXIES,
 }
 # "N/period" (s, min, hour, day; e.g. 600/min or 5/10s), "off" disables one. The defaults
 # are far above what a person does by hand; they stop scripts and floods.
@@ -328,8 +348,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024)
-if PRODUCTION:
+if NUM_PROXIES:
+    # Behind a trusted proxy that terminates TLS, its X-Forwarded-Proto says the scheme.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     # Cloud Run's health probes reach the container over plain HTTP.
     SECURE_REDIRECT_EXEMPT = [r"^health$"]

@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,7 +81,10 @@ def test_production_start_up_stops_naming_a_missing_secret(db, missing):
     env[missing] = ""
     result = _manage("check", env_overrides=env)
     assert result.returncode != 0
-    assert missing in result.stderr
+    # One clear line, not a traceback with the useful part last.
+    assert result.stderr.strip().splitlines() == [
+        f"RaptorFlow cannot start in production mode: set {missing} in the environment (see .env.example)."
+    ]
 
 
 # --- JSON errors under /api/ ------------------------------------------------------------
@@ -143,3 +147,40 @@ def test_schema_and_docs_are_served(anon_client, db):
     assert "/api/auth/google/callback" in schema.json()["paths"]
     assert anon_client.get("/docs").status_code == 200
     assert anon_client.get("/redoc").status_code == 200
+
+
+def test_the_embedded_server_can_be_stopped_and_says_so():
+    import psycopg
+
+    from raptorflow.embedded_db import embedded_database_url, stop_embedded_server
+
+    data_dir = ROOT / ".data" / f"stop-test-{secrets.token_hex(4)}" / "pg"
+    try:
+        url = embedded_database_url(data_dir)
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+
+        assert stop_embedded_server(data_dir) is True
+
+        assert not (data_dir / "postmaster.pid").exists()
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(url, connect_timeout=2)
+        assert stop_embedded_server(data_dir) is False
+    finally:
+        stop_embedded_server(data_dir)
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def test_env_example_is_valid_shell_that_exports_its_values():
+    result = subprocess.run(
+        ["bash", "-c", "set -euo pipefail; set -a; . ./.env.example; set +a; env"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    exported = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    assert exported["DEFAULT_FROM_EMAIL"] == "RaptorFlow <no-reply@raptorflow.local>"
+    assert exported["NUM_PROXIES"] == "0"
+    assert exported["RATE_LIMIT_USER"] == "600/min"

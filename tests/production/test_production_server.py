@@ -1,5 +1,6 @@
-"""A production-mode gunicorn (ENVIRONMENT=production, two workers, gunicorn.conf.py):
-HTTPS redirect and HSTS, the security headers, /metrics behind METRICS_TOKEN and merged
+"""A production-mode gunicorn (ENVIRONMENT=production, two workers, gunicorn.conf.py) set
+up as behind Cloud Run's front end (NUM_PROXIES=1, FORWARDED_ALLOW_IPS=*, as cloudbuild.yaml
+sets them): HTTPS redirect and HSTS, the security headers, /metrics behind METRICS_TOKEN and merged
 across workers, JSON log lines with request ids and no credentials."""
 
 import json
@@ -24,6 +25,8 @@ def prod_server(django_db_setup, django_db_blocker):
         ALLOWED_HOSTS="127.0.0.1",
         METRICS_TOKEN=METRICS_TOKEN,
         FRONTEND_URL="https://app.raptorflow.example",
+        NUM_PROXIES="1",
+        FORWARDED_ALLOW_IPS="*",
     )
     with gunicorn_server(env, workers=2, threads=2) as server:
         yield server
