@@ -1,8 +1,9 @@
-"""Request ids, the request body limit, and JSON errors for everything Django answers
-outside DRF's views."""
+"""Request ids, static files, the request body limit, /health for any Host, and JSON errors
+for everything Django answers outside DRF's views."""
 
 import io
 import logging
+import os
 import re
 import uuid
 
@@ -10,6 +11,10 @@ from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
+from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 from raptorflow import audit
 from raptorflow.errors import error_body
@@ -81,6 +86,36 @@ class RequestBodyLimitMiddleware:
         )
 
 
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise (settings' static files section), without its warning about a STATIC_ROOT
+    that does not exist: a checkout that never ran collectstatic has none on purpose, and in
+    production mode that warning would be the one log line that is not JSON."""
+
+    def add_files(self, root, prefix=None):
+        if str(root) == str(settings.STATIC_ROOT) and not os.path.isdir(root):
+            return
+        super().add_files(root, prefix)
+
+
+class CommonMiddleware(DjangoCommonMiddleware):
+    """Django's CommonMiddleware, except that /health skips the Host check (ALLOWED_HOSTS)
+    that CommonMiddleware is the first to make.
+
+    Health probes do not send the public domain: Docker's and compose's HEALTHCHECK call
+    127.0.0.1:$PORT, Cloud Run's startup and liveness probes and Kubernetes' send the
+    instance's own address or service URL. With ALLOWED_HOSTS=api.example.com each of them
+    would get a 400 and take a healthy instance out of rotation. Accepting any Host here is
+    safe: /health's answer neither depends on the Host nor repeats it (no absolute URL, no
+    redirect — SECURE_REDIRECT_EXEMPT — no cookie), so there is nothing to poison. It is not
+    limited to loopback because Cloud Run's probes need not come from it. Every other path
+    still refuses an unknown Host with a 400."""
+
+    def process_request(self, request):
+        if request.path_info == "/health":
+            return None
+        return super().process_request(request)
+
+
 def _is_api_path(path: str) -> bool:
     return path.startswith("/api/") or path in {"/api", "/health", "/metrics"}
 
@@ -113,6 +148,16 @@ class JsonErrorsMiddleware:
                 error_body("database_unavailable", "The database is unavailable; retry in a moment."), status=503
             )
             response["Retry-After"] = "1"
+            return response
+        if isinstance(exception, RedisConnectionError | RedisTimeoutError):
+            # Redis (REDIS_URL: the cache behind token revocation and rate limits) is down or
+            # too slow. Serving without it would skip revocation and limits, so refuse briefly
+            # instead, as for the database; /health shows it as a degraded cache.
+            logger.warning("Cache unavailable on %s %s: %s", request.method, request.path, exception)
+            response = JsonResponse(
+                error_body("cache_unavailable", "The cache is unavailable; retry in a moment."), status=503
+            )
+            response["Retry-After"] = "5"
             return response
         logger.exception("Unhandled error on %s %s", request.method, request.path)
         message = "Internal server error." if not settings.DEBUG else f"{type(exception).__name__}: {exception}"

@@ -79,10 +79,13 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "raptorflow.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # WhiteNoise: static files (docs, admin) answered here, before sessions, CORS and the API's.
+    "raptorflow.middleware.StaticFilesMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "raptorflow.middleware.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    # Django's, except that /health accepts any Host (the probes' own; see the class).
+    "raptorflow.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -412,7 +415,20 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "RaptorFlow <no-reply@raptorf
 
 # --- Static files, i18n ----------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "staticfiles")
+# Served by WhiteNoise from the process itself (gunicorn in the image, runserver under
+# scripts/serve.sh whatever DEBUG is). `collectstatic` (the image build, serve.sh) writes
+# hashed, compressed copies to STATIC_ROOT, which are cached for a year. A checkout that
+# never collected (the tests, a plain `manage.py runserver`) keeps working: its pages link
+# the plain names (raptorflow.staticfiles) and WhiteNoise finds them in the apps' static
+# directories, as runserver does in DEBUG. Once STATIC_ROOT is collected (and DEBUG is off)
+# only it is served, so what the image serves is exactly what was built into it.
+STATIC_COLLECTED = (STATIC_ROOT / "staticfiles.json").is_file()
+WHITENOISE_USE_FINDERS = DEBUG or not STATIC_COLLECTED
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "raptorflow.staticfiles.CompressedManifestStaticFilesStorage"},
+}
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

@@ -4,12 +4,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from raptorflow.health import HealthView
 from raptorflow.metrics_view import metrics_view
+from raptorflow.views import RootView
 
 handler400 = "raptorflow.middleware.json_handler400"
 handler404 = "raptorflow.middleware.json_handler404"
 handler500 = "raptorflow.middleware.json_handler500"
 
 urlpatterns = [
+    path("", RootView.as_view(), name="root"),
     path("health", HealthView.as_view(), name="health"),
     # django-prometheus's metrics and the product's own, behind METRICS_TOKEN (raptorflow/metrics.py).
     path("metrics", metrics_view, name="prometheus-django-metrics"),

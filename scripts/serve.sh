@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export HF_HUB_OFFLINE=1
 .venv/bin/python manage.py migrate --noinput
-.venv/bin/python manage.py createcachetable
+# Static files (docs, admin) are served by WhiteNoise from STATIC_ROOT, also with DEBUG off.
+.venv/bin/python manage.py collectstatic --noinput --verbosity 0
 exec .venv/bin/python manage.py runserver "${HOST:-127.0.0.1}:${PORT:-8000}"

@@ -36,6 +36,18 @@ _NOT_INHERITED = {
 }
 
 
+def pytest_collection_modifyitems(items):
+    """A test that starts a server (its fixtures need django_db_setup) gets the test database
+    set up even when it does not touch the database itself: pytest-django sets up only the
+    databases that marked tests ask for, and the server would otherwise get the development
+    database's name from test_database_url()."""
+    here = Path(__file__).parent
+    for item in items:
+        uses_server = here in item.path.parents and "django_db_setup" in item.fixturenames
+        if uses_server and item.get_closest_marker("django_db") is None:
+            item.add_marker(pytest.mark.django_db)
+
+
 def test_database_url() -> str:
     """The test database, for a process started by a test (the embedded server listens on a
     unix socket only)."""

@@ -1,0 +1,123 @@
+"""Static files served by the app itself (WhiteNoise) under a production-mode gunicorn, from
+a STATIC_ROOT collected by the Dockerfile's own collectstatic line: every script and
+stylesheet that /docs, /redoc and the admin login reference loads, with the right type, and
+hashed names are cached for a year. In-process (nothing collected), the same pages load
+their files from the apps' static directories."""
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.production.conftest import ROOT, gunicorn_server, process_env, request
+from tests.production.deploy_files import dockerfile_env, dockerfile_run
+
+HOST = "api.example.com"
+HEADERS = {"Host": HOST, "X-Forwarded-Proto": "https"}
+PAGES = ("/docs", "/redoc", "/admin/login/")
+HASHED = re.compile(r"\.[0-9a-f]{12}\.")
+TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg"}
+
+
+class _Assets(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.urls = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "script" and attrs.get("src"):
+            self.urls.append(attrs["src"])
+        elif tag == "link" and attrs.get("href") and attrs.get("rel") in ("stylesheet", "icon"):
+            self.urls.append(attrs["href"])
+
+
+def assets_of(html: bytes) -> list[str]:
+    """The page's own scripts and stylesheets (third-party URLs, e.g. ReDoc's web fonts, aside)."""
+    parser = _Assets()
+    parser.feed(html.decode())
+    return [url for url in parser.urls if not urlsplit(url).netloc]
+
+
+@pytest.fixture(scope="module")
+def static_root(tmp_path_factory):
+    """STATIC_ROOT collected by exactly the Dockerfile's collectstatic line, in its runtime env."""
+    root = tmp_path_factory.mktemp("staticfiles")
+    run_env, command = dockerfile_run("collectstatic")
+    assert command[:2] == ["python", "manage.py"]
+    env = {k: v for k, v in os.environ.items() if k not in ("RAPTORFLOW_TESTING", "DATABASE_URL")}
+    env.update({**dockerfile_env(), **run_env, "STATIC_ROOT": str(root)})
+    result = subprocess.run(
+        [sys.executable, *command[1:]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (root / "staticfiles.json").is_file()
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup, django_db_blocker, static_root):
+    env = process_env(
+        **dockerfile_env(),
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        JWT_SECRET_KEY=secrets.token_urlsafe(50),
+        ENCRYPTION_KEY=secrets.token_urlsafe(32),
+        ALLOWED_HOSTS=HOST,
+        STATIC_ROOT=str(static_root),
+    )
+    assert env["APP_MODE"] == "prod"
+    with gunicorn_server(env, workers=1, threads=2) as server:
+        yield server
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_script_and_stylesheet_of_the_page_loads_and_is_cached_long(server, page):
+    status, headers, html = request(server.port, "GET", page, headers=HEADERS)
+    assert status == 200, html
+    assert headers["content-type"].startswith("text/html")
+    urls = assets_of(html)
+    assert any(url.endswith(".js") for url in urls) or page.startswith("/admin")
+    assert any(url.endswith(".css") for url in urls) or page == "/redoc"
+    for url in urls:
+        assert url.startswith("/static/"), url
+        assert HASHED.search(url), f"{url} is not a hashed name"
+        status, headers, body = request(server.port, "GET", url, headers=HEADERS)
+        assert status == 200, url
+        assert body, url
+        extension = os.path.splitext(urlsplit(url).path)[1]
+        assert TYPES[extension] in headers["content-type"], (url, headers["content-type"])
+        max_age = int(re.search(r"max-age=(\d+)", headers["cache-control"]).group(1))
+        assert max_age >= 365 * 24 * 3600, (url, headers["cache-control"])
+
+
+def test_scripts_are_sent_compressed_to_clients_that_accept_it(server):
+    _, _, html = request(server.port, "GET", "/docs", headers=HEADERS)
+    script = next(url for url in assets_of(html) if url.endswith(".js"))
+    status, headers, _ = request(server.port, "GET", script, headers={**HEADERS, "Accept-Encoding": "gzip"})
+    assert status == 200
+    assert headers["content-encoding"] == "gzip"
+
+
+def test_root_answers_json_in_production(server):
+    status, _, body = request(server.port, "GET", "/", headers=HEADERS)
+    assert status == 200
+    assert body["docs"] == "/docs" and body["health"] == "/health"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_load_their_files_without_collectstatic(anon_client, db, page):
+    # The test run has no collected STATIC_ROOT (or one that serve.sh collected): either way
+    # every file the page names is served.
+    response = anon_client.get(page)
+    assert response.status_code == 200
+    urls = assets_of(response.content)
+    assert urls
+    for url in urls:
+        asset = anon_client.get(url)
+        assert asset.status_code == 200, url
+        assert b"".join(asset.streaming_content), url
