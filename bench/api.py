@@ -145,7 +145,6 @@ def main():
     }
     print("migrating the bench database…", flush=True)
     manage("migrate", "--noinput", env=env)
-    manage("createcachetable", env=env)
     tokens = []
     for c in range(args.clients):
         out = manage("issue_token", f"bench-client-{c}@example.com", env=env)

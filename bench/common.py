@@ -225,4 +225,3 @@ def setup_django(database_name: str) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)

@@ -103,7 +103,6 @@ class PrivatePostgres:
         url = self.uri(name)
         env = server_env(url)
         manage("migrate", "--noinput", env=env)
-        manage("createcachetable", env=env)
         return url
 
     def destroy(self) -> None:

@@ -226,7 +226,6 @@ def main():
         env.pop(name, None)
     print("migrating the soak database…", flush=True)
     manage("migrate", "--noinput", env=env)
-    manage("createcachetable", env=env)
     tokens = issue_tokens([f"soak-{args.seed}-{c}@example.com" for c in range(args.clients)], env)
     log_path = Path(__file__).resolve().parent / "results" / "soak-gunicorn.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
