@@ -34,6 +34,7 @@ from raptorflow.api import TenantAPIView
 from raptorflow.health import HealthView
 from raptorflow.metrics_view import metrics_view
 from raptorflow.tenancy import TenantQuerySet, TenantScope, is_visible, scoped
+from raptorflow.views import RootView
 
 PROJECT_APPS = ("raptorflow", "accounts", "billing", "conversations", "search", "rag")
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_VIEWS = {
     # Probed by the load balancer and Cloud Run without credentials; says nothing about tenants.
     HealthView: "liveness/readiness probe",
+    # GET / points a visitor at the docs; it reads nothing.
+    RootView: "points at /docs",
     # Signing in is how a caller gets a token in the first place.
     auth_views.GoogleLoginView: "starts Google sign-in",
     auth_views.GoogleCallbackView: "Google's redirect back after sign-in",

@@ -69,6 +69,9 @@ def server(django_db_setup, django_db_blocker, static_root):
         ENCRYPTION_KEY=secrets.token_urlsafe(32),
         ALLOWED_HOSTS=HOST,
         STATIC_ROOT=str(static_root),
+        # Behind Cloud Run's front end, which sends X-Forwarded-Proto (cloudbuild.yaml).
+        NUM_PROXIES="1",
+        FORWARDED_ALLOW_IPS="*",
     )
     assert env["APP_MODE"] == "prod"
     with gunicorn_server(env, workers=1, threads=2) as server:
