@@ -15,9 +15,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.http import HttpResponseRedirect
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts import services
-from accounts.models import DomainClaim, Invitation, Membership, Organization, Role, User
+from accounts.models import DomainClaim, Invitation, Membership, Organization, Role, User, next_whole_second
 from raptorflow.errors import DomainError
 
 
@@ -209,6 +210,13 @@ class UserAdmin(MembershipWritesMixin, admin.ModelAdmin):
         if deleted:
             self.message_user(request, f"Deleted {deleted} account(s).", messages.SUCCESS)
 
+    def save_model(self, request, obj, form, change):
+        # (De)activating an account ends every token issued before it: re-activated, the
+        # user signs in again (accounts/tokens.py).
+        if change and "is_active" in form.changed_data:
+            obj.tokens_valid_after = next_whole_second()
+        super().save_model(request, obj, form, change)
+
 
 class OrganizationMembershipInline(admin.TabularInline):
     model = Membership
@@ -302,3 +310,60 @@ class DomainClaimAdmin(admin.ModelAdmin):
         for claim in queryset:
             services.domain_claim_approve(claim=claim, operator=request.user)
         self.message_user(request, f"Approved {queryset.count()} domain claim(s).", messages.SUCCESS)
+
+
+# --- simplejwt's outstanding and blacklisted tokens: jti, user and dates only -------------
+# simplejwt's own admins show (and search) the stored token, a refresh token that would work
+# in the wrong hands; ours never name that field, read-only like simplejwt's.
+
+
+class TokenAdminMixin:
+    actions = None
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return request.method in ("GET", "HEAD") and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class OutstandingTokenAdmin(TokenAdminMixin, admin.ModelAdmin):
+    list_display = ["jti", "user", "created_at", "expires_at"]
+    fields = list_display
+    readonly_fields = list_display
+    search_fields = ["jti", "user__email"]
+    list_select_related = ["user"]
+    ordering = ["-created_at"]
+
+
+class BlacklistedTokenAdmin(TokenAdminMixin, admin.ModelAdmin):
+    list_display = ["jti", "user", "created_at", "expires_at", "blacklisted_at"]
+    fields = list_display
+    readonly_fields = list_display
+    search_fields = ["token__jti", "token__user__email"]
+    list_select_related = ["token__user"]
+    ordering = ["-blacklisted_at"]
+
+    @admin.display(description="jti", ordering="token__jti")
+    def jti(self, obj):
+        return obj.token.jti
+
+    @admin.display(description="user", ordering="token__user__email")
+    def user(self, obj):
+        return obj.token.user
+
+    @admin.display(description="created at", ordering="token__created_at")
+    def created_at(self, obj):
+        return obj.token.created_at
+
+    @admin.display(description="expires at", ordering="token__expires_at")
+    def expires_at(self, obj):
+        return obj.token.expires_at
+
+
+for _model, _admin_class in ((OutstandingToken, OutstandingTokenAdmin), (BlacklistedToken, BlacklistedTokenAdmin)):
+    admin.site.unregister(_model)
+    admin.site.register(_model, _admin_class)

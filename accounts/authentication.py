@@ -14,7 +14,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.models import Membership, Organization
 from accounts.selectors import active_membership
-from accounts.tokens import ORG_CLAIM, parse_access
+from accounts.tokens import FAMILY_CLAIM, ORG_CLAIM, parse_access
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class TenantJWTAuthentication(BaseAuthentication):
             user_id, org_id = uuid.UUID(str(user_id)), uuid.UUID(str(org_id))
         except ValueError:
             raise AuthenticationFailed("Access token is missing its user or organization.") from None
-        membership = active_membership(user_id, org_id)
+        membership = active_membership(user_id, org_id, issued_at=token.get("iat"), family_id=token.get(FAMILY_CLAIM))
         if membership is None:
             raise AuthenticationFailed("This account or membership is no longer active.", code="user_inactive")
         return membership.user, Caller(token=token, organization=membership.organization, membership=membership)

@@ -2,6 +2,7 @@
 The audit log is the core app's (raptorflow.models)."""
 
 import uuid
+from datetime import timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
@@ -11,6 +12,13 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from raptorflow.tenancy import TenantQuerySet, TenantScope
+
+
+def next_whole_second():
+    """When tokens start being valid again after a change: the next whole second. A JWT's
+    `iat` has whole seconds, so tokens issued before now carry a smaller one, and
+    accounts.tokens gives those issued from now on an `iat` of at least this."""
+    return timezone.now().replace(microsecond=0) + timedelta(seconds=1)
 
 
 class UserManager(BaseUserManager):
@@ -47,6 +55,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         "accounts.Organization", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     date_joined = models.DateTimeField(default=timezone.now)
+    # Tokens issued before this never work again: moved on (de)activation.
+    tokens_valid_after = models.DateTimeField(default=next_whole_second, editable=False)
 
     objects = UserManager()
 
@@ -100,6 +110,10 @@ class Membership(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Tokens for this organization issued before this never work again: set when the
+    # membership is created (a removed member's old tokens stay dead after re-admission)
+    # and moved on every role change.
+    tokens_valid_after = models.DateTimeField(default=next_whole_second, editable=False)
 
     objects = MembershipQuerySet.as_manager()
 
@@ -112,6 +126,22 @@ class Membership(models.Model):
 
     def __str__(self):
         return f"{self.user} in {self.organization} ({self.role})"
+
+
+class TokenFamily(models.Model):
+    """The refresh tokens descended from one sign-in (the `fam` claim of its tokens).
+    Rotation is single-use, so a family has one current refresh token; a rotated-out
+    one presented again after the grace period revokes the whole family
+    (accounts.tokens)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    current_jti = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"sign-in {self.pk} of {self.user_id}"
 
 
 class InvitationStatus(models.TextChoices):

@@ -2,22 +2,39 @@
 built on a queryset the caller already scoped (raptorflow.tenancy), or on the user alone
 for what belongs to the person rather than to one organization."""
 
-from django.db.models import Case, F, QuerySet, Value, When
+import uuid
+from datetime import UTC, datetime
+
+from django.db.models import Case, Exists, F, QuerySet, Value, When
 from django.utils import timezone
 
-from accounts.models import InvitationStatus, Membership, Organization, User
+from accounts.models import InvitationStatus, Membership, Organization, TokenFamily, User
 
 
-def active_membership(user_id, organization_id) -> Membership | None:
+def active_membership(user_id, organization_id, *, issued_at=None, family_id=None) -> Membership | None:
     """The membership a token names, if the user is still active and still a member:
-    checked on every request, so deactivation and removal take effect at once."""
+    checked on every request, so deactivation and removal take effect at once. With the
+    token's `issued_at` (epoch seconds), also only if neither the membership nor the user
+    changed since (their tokens_valid_after); with its `family_id`, only while that
+    sign-in is not revoked. One query."""
     if not user_id or not organization_id:
         return None
-    membership = (
-        Membership.objects.select_related("user", "organization")
-        .filter(user_id=user_id, organization_id=organization_id)
-        .first()
+    memberships = Membership.objects.select_related("user", "organization").filter(
+        user_id=user_id, organization_id=organization_id
     )
+    if issued_at is not None:
+        try:
+            issued = datetime.fromtimestamp(int(issued_at), tz=UTC)
+        except (TypeError, ValueError, OverflowError, OSError):
+            return None
+        memberships = memberships.filter(tokens_valid_after__lte=issued, user__tokens_valid_after__lte=issued)
+    if family_id is not None:
+        try:
+            family_id = uuid.UUID(str(family_id))
+        except ValueError:
+            return None
+        memberships = memberships.filter(~Exists(TokenFamily.objects.filter(pk=family_id, revoked_at__isnull=False)))
+    membership = memberships.first()
     if membership is None or not membership.user.is_active:
         return None
     return membership

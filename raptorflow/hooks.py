@@ -17,6 +17,10 @@ The hook points (each registered exactly once per receiver):
   message_stored(message_id)
       called by conversations once the transaction that stored a message has committed;
       search schedules its embedding (raptorflow.jobs, idempotent).
+  token_is_live(claims) -> bool
+      called by the per-account rate limit (raptorflow.throttling) with the claims of a
+      token whose signature and expiry checked out; accounts answers whether it still
+      works (not revoked, blacklisted or older than a change of its membership).
 
 conversations/export.py holds the account export's own hook point (sections that higher
 layers add to GET /api/auth/me/export).
@@ -56,3 +60,4 @@ class HookPoint:
 
 organization_deleting = HookPoint("organization_deleting")
 message_stored = HookPoint("message_stored")
+token_is_live = HookPoint("token_is_live")

@@ -267,7 +267,14 @@ SIMPLE_JWT = {
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "user_id",
     "TOKEN_OBTAIN_SERIALIZER": None,
+    # A token minted within the second of a membership or user change is given the next
+    # whole second as its `iat` (accounts/tokens.py): accepted up to a second early.
+    "LEEWAY": 1,
 }
+# A rotated-out refresh token presented again within this many seconds (two tabs refreshing
+# at once) is refused without consequence; later, it revokes every token of its sign-in
+# (accounts/tokens.py).
+REFRESH_REUSE_GRACE_SECONDS = env_int("REFRESH_REUSE_GRACE_SECONDS", 10)
 
 # --- Proxies ---------------------------------------------------------------------------
 # Trusted only when configured. NUM_PROXIES counts the proxies in front of the app that
@@ -312,6 +319,7 @@ RATE_LIMITS = {
     "auth_account": env_str("RATE_LIMIT_AUTH_ACCOUNT", "30/min"),
     "admin_login_ip": env_str("RATE_LIMIT_ADMIN_LOGIN_IP", "20/min"),
     "admin_login_account": env_str("RATE_LIMIT_ADMIN_LOGIN_ACCOUNT", "10/min"),
+    "admin_login_account_total": env_str("RATE_LIMIT_ADMIN_LOGIN_ACCOUNT_TOTAL", "100/hour"),
 }
 # URL names of the sign-in and token endpoints limited per IP (and, for our own tokens,
 # per account).

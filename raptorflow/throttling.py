@@ -13,9 +13,12 @@ Retry-After is the time left in it.
 Limits live in settings.RATE_LIMITS (scope -> "N/period", empty or "off" disables one):
   user                 every API request of a signed-in user, per user
   auth_ip              the sign-in and token endpoints, per client IP
-  auth_account         the token endpoints, per account named by a token we signed
+  auth_account         the token endpoints, per account named by a still-valid token we signed
   admin_login_ip       POSTs to the admin login, per client IP
-  admin_login_account  POSTs to the admin login, per email typed in
+  admin_login_account  POSTs to the admin login, per email typed in and client IP
+  admin_login_account_total
+                       POSTs to the admin login, per email typed in, from any IP (a ceiling
+                       high enough that failures from elsewhere do not lock its owner out)
 """
 
 import random
@@ -32,6 +35,7 @@ from django.utils import timezone
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 
+from raptorflow import hooks
 from raptorflow.models import RateLimitWindow
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour|d|day)s?\s*$", re.IGNORECASE)
@@ -166,9 +170,12 @@ class AuthIpThrottle(FixedWindowThrottle):
 
 class AuthAccountThrottle(FixedWindowThrottle):
     """Per account on the token endpoints (refresh, verify-token, logout): the account is
-    the user a submitted token names, read only when our signature on it checks out, so
-    nobody can use up another person's limit with forged tokens. The Google endpoints are
-    limited per IP only: their account is known only after Google verified the token."""
+    the user a submitted token names, counted only while that token still works — our
+    signature on it checks out and it has not expired (here, without I/O), and it is
+    neither revoked, blacklisted nor older than a change of its membership (accounts,
+    through hooks.token_is_live) — so nobody can use up another person's limit with forged
+    tokens or with an old token of theirs. The Google endpoints are limited per IP only:
+    their account is known only after Google verified the token."""
 
     scope = "auth_account"
 
@@ -183,19 +190,30 @@ class AuthAccountThrottle(FixedWindowThrottle):
                 raw,
                 settings.SIMPLE_JWT["SIGNING_KEY"],
                 algorithms=[settings.SIMPLE_JWT["ALGORITHM"]],
-                options={"verify_exp": False, "verify_aud": False},
+                options={"verify_aud": False},
+                leeway=settings.SIMPLE_JWT.get("LEEWAY", 0),
             )
         except jwt.PyJWTError:
             return None
         user_id = claims.get(settings.SIMPLE_JWT["USER_ID_CLAIM"])
-        return str(user_id) if user_id else None
+        if not user_id or not all(hooks.token_is_live(claims)):
+            return None
+        return str(user_id)
 
 
 def check_admin_login(request) -> None:
-    """Raises Throttled when POSTs to the admin login exceed the per-IP or per-account
-    limit (called by raptorflow.admin_audit.AuditedAdminSite.login)."""
+    """Raises Throttled when POSTs to the admin login exceed the per-IP limit, the limit
+    per account and IP, or the per-account ceiling (called by
+    raptorflow.admin_audit.AuditedAdminSite.login). Failures from one address do not lock
+    the account out from another until the ceiling."""
     account = (request.POST.get("username") or "").strip().lower()[:254]
-    for scope, identity in (("admin_login_ip", client_ip(request)), ("admin_login_account", account)):
+    ip = client_ip(request)
+    limits = (
+        ("admin_login_ip", ip),
+        ("admin_login_account", f"{account}|{ip}" if account else ""),
+        ("admin_login_account_total", account),
+    )
+    for scope, identity in limits:
         rate = rate_for(scope)
         if rate is None or not identity:
             continue

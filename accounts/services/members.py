@@ -8,7 +8,7 @@ one after the other (see _lock_for_owner_rules).
 
 from django.db import IntegrityError, transaction
 
-from accounts.models import Membership, Organization, Role, User, WorkspaceExclusion
+from accounts.models import Membership, Organization, Role, User, WorkspaceExclusion, next_whole_second
 from accounts.services.organizations import repoint_default_organization
 from accounts.services.roles import require_manager, require_owner
 from raptorflow import audit
@@ -72,7 +72,9 @@ def _set_role(target: Membership, role: str, owner_count: int, *, actor: User, *
         raise _last_owner("be demoted")
     previous = target.role
     target.role = role
-    target.save(update_fields=["role"])
+    # Tokens issued under the old role never work again (accounts/tokens.py).
+    target.tokens_valid_after = next_whole_second()
+    target.save(update_fields=["role", "tokens_valid_after"])
     audit.record(
         "membership.role_change",
         actor=actor,

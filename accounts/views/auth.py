@@ -1,7 +1,6 @@
 """Sign-in and token endpoints: Google (redirect and ID-token flows), me, logout,
 verify-token and refresh."""
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed
@@ -24,7 +23,7 @@ from accounts.serializers import (
     VerifyTokenOutputSerializer,
     token_response,
 )
-from accounts.tokens import ORG_CLAIM, mint_tokens, parse_access, parse_refresh, revoke_access, rotate_refresh
+from accounts.tokens import membership_of, mint_tokens, parse_access, parse_refresh, revoke_access, rotate_refresh
 from raptorflow import audit
 from raptorflow.api import TenantAPIView, validated
 from raptorflow.errors import DomainError
@@ -164,7 +163,7 @@ class VerifyTokenView(PublicAPIView):
     def post(self, request):
         data = validated(VerifyTokenInputSerializer, request.data)
         token = parse_access(data["token"])
-        _require_active_membership(token["user_id"], token.get(ORG_CLAIM))
+        membership_of(token)
         return Response({"valid": True, "user_id": token["user_id"], "exp": token["exp"]})
 
 
@@ -173,17 +172,13 @@ class RefreshView(PublicAPIView):
         request=RefreshInputSerializer,
         responses={200: TokenPairSerializer, **error_responses(401)},
         tags=AUTH_TAG,
-        description="A new access token and a rotated refresh token; the old refresh token stops working.",
+        description=(
+            "A new access token and a rotated refresh token; the old refresh token stops working. Of concurrent "
+            "refreshes with one token exactly one succeeds; the others, and any later use of a rotated-out token, "
+            "get 401 `refresh_token_reused`. Presented more than REFRESH_REUSE_GRACE_SECONDS after its rotation, "
+            "a rotated-out token also revokes every token of its sign-in."
+        ),
     )
     def post(self, request):
         data = validated(RefreshInputSerializer, request.data)
-        with transaction.atomic():
-            refresh = parse_refresh(data["refresh"])
-            _require_active_membership(refresh.get("user_id"), refresh.get(ORG_CLAIM))
-            tokens = rotate_refresh(refresh)
-        return Response(tokens)
-
-
-def _require_active_membership(user_id, org_id) -> None:
-    if selectors.active_membership(user_id, org_id) is None:
-        raise AuthenticationFailed("This account or membership is no longer active.", code="user_inactive")
+        return Response(rotate_refresh(data["refresh"]))

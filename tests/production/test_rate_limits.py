@@ -163,17 +163,41 @@ def operator(db):
     return User.objects.create_superuser("ops@raptorflow.test", password="correct horse battery")
 
 
-def test_admin_login_is_limited_per_account(operator, client):
+def test_admin_login_is_limited_per_account_and_ip(operator, client):
     with override_settings(RATE_LIMITS={"admin_login_account": "3/hour", "admin_login_ip": "100/hour"}):
-        for n in range(3):
+        for _ in range(3):
             response = client.post("/admin/login/", {"username": "ops@raptorflow.test", "password": "wrong"},
-                                   REMOTE_ADDR=f"192.0.2.{n + 1}")
+                                   REMOTE_ADDR="192.0.2.1")
             assert response.status_code == 200  # the form again, with its error
         response = client.post("/admin/login/", SIGN_IN | {"username": "OPS@raptorflow.test"},
-                               REMOTE_ADDR="192.0.2.99")
+                               REMOTE_ADDR="192.0.2.1")
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "rate_limited"
     assert int(response["Retry-After"]) > 0
+    assert "_auth_user_id" not in client.session
+
+
+def test_admin_login_failures_from_one_ip_do_not_lock_the_account_out_elsewhere(operator, client):
+    limits = {"admin_login_account": "3/hour", "admin_login_account_total": "6/hour", "admin_login_ip": "100/hour"}
+    with override_settings(RATE_LIMITS=limits):
+        for _ in range(5):
+            client.post("/admin/login/", {"username": "ops@raptorflow.test", "password": "wrong"},
+                        REMOTE_ADDR="203.0.113.66")
+        response = client.post("/admin/login/", SIGN_IN, REMOTE_ADDR="192.0.2.8")
+    assert response.status_code == 302
+    assert "_auth_user_id" in client.session
+
+
+def test_admin_login_is_limited_per_account_from_any_ip_up_to_a_ceiling(operator, client):
+    limits = {"admin_login_account": "3/hour", "admin_login_account_total": "4/hour", "admin_login_ip": "100/hour"}
+    with override_settings(RATE_LIMITS=limits):
+        for n in range(4):
+            response = client.post("/admin/login/", {"username": "ops@raptorflow.test", "password": "wrong"},
+                                   REMOTE_ADDR=f"192.0.2.{n + 1}")
+            assert response.status_code == 200
+        response = client.post("/admin/login/", SIGN_IN | {"username": "OPS@raptorflow.test"},
+                               REMOTE_ADDR="192.0.2.99")
+    assert response.status_code == 429
     assert "_auth_user_id" not in client.session
 
 
