@@ -13,7 +13,7 @@ from raptorflow.errors import Conflict
 from search.models import MessageEmbedding
 from tests.conversations.helpers import error_fields, snapshot
 
-MESSAGE_FIELDS = {"id", "conversation_id", "role", "content", "metadata", "sequence", "created_at"}
+MESSAGE_FIELDS = {"id", "conversation_id", "role", "content", "metadata", "generation", "sequence", "created_at"}
 
 
 def post_message(client, conversation, body=None, **headers):
@@ -32,6 +32,7 @@ def test_post_message_stores_it_with_the_next_sequence(owner_client, conversatio
     assert response.status_code == 201
     body = response.json()
     assert set(body) == MESSAGE_FIELDS
+    assert body["generation"] is None
     assert body["conversation_id"] == str(conversation.id)
     assert (body["role"], body["content"], body["metadata"], body["sequence"]) == (
         "user",
