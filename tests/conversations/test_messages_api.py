@@ -249,9 +249,9 @@ def test_idempotency_key_reused_with_another_body_is_409_and_stores_nothing(
 
     assert (first.status_code, reused.status_code) == (201, 409)
     assert reused.json()["error"]["code"] == "idempotency_key_reused"
-    assert list(Message.objects.filter(conversation=conversation).values_list("id", "content")) == [
-        (first.json()["id"], "What should be our Q4 focus?")
-    ]
+    assert [(str(id_), content) for id_, content in Message.objects.filter(conversation=conversation).values_list(
+        "id", "content"
+    )] == [(first.json()["id"], "What should be our Q4 focus?")]
     assert Conversation.objects.get(pk=conversation.pk).message_count == 1
     assert messages_used(org) == 1
 
