@@ -2,8 +2,13 @@
 
 - reserve_messages(organization, count=1): inside the caller's transaction, before any row
   is written; raises raptorflow.errors.PaymentRequired (402 quota_exceeded) when over quota.
-- require_reply_tokens(organization): before a chat provider is called.
-- record_reply_tokens(organization, tokens): after the provider reported its usage.
+- reserve_reply_tokens(organization, tokens) -> ReplyTokenReservation: before a chat
+  provider is called, holds the reply's largest possible size (raises PaymentRequired once
+  the period's reply tokens are used up); extend_reply_tokens(reservation, tokens) grows
+  the hold, settle_reply_tokens(reservation, used) replaces it with what the provider
+  reported (0 when nothing was produced), releasing the rest.
+- require_reply_tokens(organization): checks (without reserving) that reply tokens remain.
+- record_reply_tokens(organization, tokens): counts tokens used without a reservation.
 - record_embeddings(organization, count): automatic embeddings are counted, never refused.
 - require_messages(organization, count): checks (without reserving) that `count` more
   messages fit, e.g. a reply's question and answer before the question is stored.
@@ -14,7 +19,11 @@ Counters live in one billing.Usage row per (organization, period) and only chang
 single UPDATE statements, so concurrent requests never lose or overrun a count.
 """
 
-from django.db.models import F
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from rest_framework.fields import DateTimeField
 
@@ -71,20 +80,79 @@ def _messages_refused(current: selectors.Entitlement) -> PaymentRequired:
 
 
 def require_reply_tokens(organization) -> None:
-    """Refuses a reply once the period's reply tokens are used up. Only checks: the
-    provider's reported usage is recorded afterwards by record_reply_tokens (a reply may
-    overshoot the quota by its own size, never start past it)."""
+    """Refuses a reply once the period's reply tokens are used up. Only checks: the reply
+    endpoint then reserves (reserve_reply_tokens), which is what holds under concurrency."""
     current = selectors.entitlement(organization)
-    limit = current.reply_tokens_limit
     usage = selectors.usage_for_period(organization, current.period_start)
     used = usage.reply_tokens if usage else 0
-    if limit - used <= 0:
-        raise PaymentRequired(
-            f"This organization has used its {limit} AI reply tokens of the {current.plan.name} plan for this period.",
-            limit=limit,
-            resets_at=_iso(current.period_end),
-            quota="reply_tokens",
-        )
+    if current.reply_tokens_limit - used <= 0:
+        raise _reply_tokens_refused(current)
+
+
+@dataclass
+class ReplyTokenReservation:
+    """Reply tokens held in one period's counter for a reply being generated."""
+
+    organization_id: object
+    period_start: datetime
+    tokens: int
+    settled: bool = False
+
+
+def reserve_reply_tokens(organization, tokens: int) -> ReplyTokenReservation:
+    """Adds `tokens` (the reply's largest possible size) to the period's reply tokens while
+    some remain, or refuses the reply (PaymentRequired, 402 quota_exceeded).
+
+    One conditional UPDATE: concurrent replies queue on the row and each sees the others'
+    holds, so once the counter reaches the limit every further reply is refused until a
+    hold is settled. A reply may still end past the limit by its own size (it starts while
+    tokens remain), never by the size of the replies running beside it.
+    Commits with the caller's transaction; settle_reply_tokens must follow in every case."""
+    if tokens <= 0:
+        raise ValueError("tokens must be positive")
+    current = selectors.entitlement(organization)
+    _ensure_row(organization, current)
+    reserved = Usage.objects.filter(
+        organization=organization, period_start=current.period_start, reply_tokens__lt=current.reply_tokens_limit
+    ).update(reply_tokens=F("reply_tokens") + tokens, updated_at=timezone.now())
+    if not reserved:
+        raise _reply_tokens_refused(current)
+    return ReplyTokenReservation(organization_id=organization.pk, period_start=current.period_start, tokens=tokens)
+
+
+def extend_reply_tokens(reservation: ReplyTokenReservation, tokens: int) -> None:
+    """Grows a hold already granted (the prompt turned out longer than first counted)."""
+    if reservation.settled or tokens <= 0:
+        return
+    _reservation_row(reservation).update(reply_tokens=F("reply_tokens") + tokens, updated_at=timezone.now())
+    reservation.tokens += tokens
+
+
+def settle_reply_tokens(reservation: ReplyTokenReservation, used: int) -> None:
+    """Replaces the hold with the tokens the reply used, in the period it was reserved in
+    (once; later calls do nothing)."""
+    if reservation.settled:
+        return
+    # Greatest(…, 0): never below zero, should an operator have reset the counter meanwhile.
+    _reservation_row(reservation).update(
+        reply_tokens=Greatest(F("reply_tokens") + Value(max(used, 0) - reservation.tokens), Value(0)),
+        updated_at=timezone.now(),
+    )
+    reservation.settled = True
+
+
+def _reservation_row(reservation: ReplyTokenReservation):
+    return Usage.objects.filter(organization_id=reservation.organization_id, period_start=reservation.period_start)
+
+
+def _reply_tokens_refused(current: selectors.Entitlement) -> PaymentRequired:
+    limit = current.reply_tokens_limit
+    return PaymentRequired(
+        f"This organization has used its {limit} AI reply tokens of the {current.plan.name} plan for this period.",
+        limit=limit,
+        resets_at=_iso(current.period_end),
+        quota="reply_tokens",
+    )
 
 
 def record_reply_tokens(organization, tokens: int) -> None:

@@ -22,6 +22,12 @@ class MessageRole(models.TextChoices):
     SYSTEM = "system", "System"
 
 
+class GenerationStatus(models.TextChoices):
+    COMPLETE = "complete", "Complete"
+    INCOMPLETE = "incomplete", "Incomplete (the provider failed or the client left mid-reply)"
+    CANCELLED = "cancelled", "Cancelled"
+
+
 def empty_usage() -> dict:
     return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
@@ -81,10 +87,18 @@ class Message(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     role = models.CharField(max_length=16, choices=MessageRole.choices)
     content = models.TextField()
+    # The client's own data (a reply's response_time_ms is copied here for the client too).
     metadata = models.JSONField(default=dict, blank=True)
+    # What produced a generated reply — {provider, model, usage, response_time_ms, sources,
+    # status, reply_to, error?} — written by the server only and read-only through the API,
+    # so nothing a client stores can break or forge a reply. Null for every other message.
+    generation = models.JSONField(null=True, blank=True)
     # 1..N within the conversation, assigned under a row lock on the conversation.
     sequence = models.PositiveIntegerField()
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # sha256 of the request that used idempotency_key: a retry must send the same request
+    # (409 idempotency_key_reused otherwise). Empty on rows stored before it was recorded.
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = MessageQuerySet.as_manager()
@@ -98,6 +112,9 @@ class Message(models.Model):
                 name="message_idempotency_unique",
             ),
             models.CheckConstraint(condition=Q(role__in=["user", "assistant", "system"]), name="message_role_valid"),
+            models.CheckConstraint(
+                condition=Q(generation__isnull=True) | Q(role="assistant"), name="message_generation_only_on_replies"
+            ),
         ]
         indexes = [
             models.Index(fields=["organization", "owner", "-created_at"], name="message_owner_created"),

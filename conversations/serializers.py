@@ -8,7 +8,7 @@ AGENT_TYPES and MESSAGE_MAX_CHARS stay configurable.
 from django.conf import settings
 from rest_framework import serializers
 
-from conversations.models import Conversation, ConversationStatus, Message, MessageRole
+from conversations.models import Conversation, ConversationStatus, GenerationStatus, Message, MessageRole
 from raptorflow.api import StrictSerializer
 from raptorflow.json_fields import MetadataField
 
@@ -28,6 +28,52 @@ class UsageSerializer(serializers.Serializer):
     prompt_tokens = serializers.IntegerField(min_value=0)
     completion_tokens = serializers.IntegerField(min_value=0)
     total_tokens = serializers.IntegerField(min_value=0)
+
+
+class ReplyUsageSerializer(UsageSerializer):
+    estimated = serializers.BooleanField(
+        default=False, help_text="True when the provider reported no usage (an interrupted stream)."
+    )
+
+
+CONTEXT_SOURCES = ["recent", "semantic", "recent+semantic"]
+
+
+class GenerationSourceSerializer(serializers.Serializer):
+    """A message the reply was given as context, with its relevance."""
+
+    message_id = serializers.UUIDField()
+    score = serializers.FloatField(min_value=0, max_value=1, help_text="Relevance used to pick the message, 0..1.")
+    similarity = serializers.FloatField(
+        allow_null=True, min_value=0, max_value=1, help_text="Cosine similarity to the question, when it was searched."
+    )
+    source = serializers.ChoiceField(
+        choices=CONTEXT_SOURCES, help_text="How it was found: among the newest messages, by similarity, or both."
+    )
+
+
+class GenerationErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="upstream_unavailable or upstream_bad_response (the provider failed mid-reply), "
+        "client_disconnected, or reply_interrupted."
+    )
+    message = serializers.CharField()
+
+
+class GenerationSerializer(serializers.Serializer):
+    """What produced a generated reply, written by the server only."""
+
+    provider = serializers.CharField(help_text="The chat provider that answered: openai, gemini or openrouter.")
+    model = serializers.CharField(help_text="The model as the provider named it.")
+    usage = ReplyUsageSerializer()
+    response_time_ms = serializers.IntegerField(min_value=0)
+    sources = GenerationSourceSerializer(many=True, help_text="The context the model was given.")
+    status = serializers.ChoiceField(
+        choices=GenerationStatus.choices,
+        help_text="incomplete: the provider failed or the client left mid-reply; the content is what arrived.",
+    )
+    reply_to = serializers.UUIDField(required=False, help_text="The user message this reply answers.")
+    error = GenerationErrorSerializer(required=False, help_text="Why the reply is not complete.")
 
 
 class ConversationSerializer(serializers.ModelSerializer):
@@ -57,11 +103,16 @@ class MessageSerializer(serializers.ModelSerializer):
     conversation_id = serializers.UUIDField()
     role = serializers.ChoiceField(choices=MessageRole.choices)
     metadata = MetadataField()
+    generation = GenerationSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="A generated reply's provider, model, usage, sources and status (read-only); null otherwise.",
+    )
     sequence = serializers.IntegerField(min_value=1, help_text="1..N within the conversation, in order of arrival.")
 
     class Meta:
         model = Message
-        fields = ["id", "conversation_id", "role", "content", "metadata", "sequence", "created_at"]
+        fields = ["id", "conversation_id", "role", "content", "metadata", "generation", "sequence", "created_at"]
         read_only_fields = fields
 
 

@@ -2,6 +2,10 @@
 token usage through `message_create` and `conversation_add_usage` only, so the counters
 and sequence numbers have a single writer."""
 
+import hashlib
+import json
+
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -11,6 +15,29 @@ from raptorflow import audit, hooks
 from raptorflow.errors import Conflict, NotFound
 
 ARCHIVED_MESSAGE = "This conversation is archived and takes no new messages; set its status back to active first."
+KEY_REUSED_MESSAGE = (
+    "This Idempotency-Key was already used for a different request in this conversation; "
+    "use a new key for a new request."
+)
+
+
+def request_fingerprint(kind: str, **fields) -> str:
+    """sha256 of a request's canonical JSON (its kind and the fields that decide its
+    result): a retry under an Idempotency-Key must have the same one. Transport options
+    (such as a reply's `stream`) are left out by the caller."""
+    canonical = json.dumps(
+        {"request": kind, **fields}, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def idempotent_replay(message: Message, fingerprint: str) -> Message:
+    """`message`, stored under the Idempotency-Key a retry sends again, if the retry is
+    the same request; Conflict (409 idempotency_key_reused) if it is another one. Rows
+    stored before fingerprints were recorded have none and are returned as they are."""
+    if message.request_fingerprint and message.request_fingerprint != fingerprint:
+        raise Conflict(KEY_REUSED_MESSAGE, code="idempotency_key_reused")
+    return message
 
 
 def _lock(conversation: Conversation) -> Conversation:
@@ -99,22 +126,29 @@ def message_create(
     content: str,
     metadata: dict | None = None,
     idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+    generation: dict | None = None,
     enforce_quota: bool = True,
 ) -> tuple[Message, bool]:
     """Stores one message at the end of the conversation: (message, created).
 
-    With an idempotency key already used in this conversation, the first message is
-    returned with created=False and nothing is written (nor counted against the quota).
+    With an idempotency key already used in this conversation for the same request (the
+    same `fingerprint`; by default that of this role, content and metadata), the first
+    message is returned with created=False and nothing is written (nor counted against the
+    quota); for another request it is Conflict (409 idempotency_key_reused).
     Raises Conflict on an archived conversation and PaymentRequired past the plan's quota.
+    `generation` is a reply's server-owned data (rag.replies only).
     enforce_quota=False counts the message without refusing it: for an assistant reply
     whose room the reply endpoint checked before it stored anything.
     """
     locked = _lock(conversation)
 
     if idempotency_key is not None:
+        if fingerprint is None:
+            fingerprint = request_fingerprint("message", role=role, content=content, metadata=metadata or {})
         existing = Message.objects.filter(conversation=locked, idempotency_key=idempotency_key).first()
         if existing is not None:
-            return existing, False
+            return idempotent_replay(existing, fingerprint), False
 
     if locked.status == ConversationStatus.ARCHIVED:
         raise Conflict(ARCHIVED_MESSAGE, code="conversation_archived")
@@ -134,8 +168,10 @@ def message_create(
         "role": role,
         "content": content,
         "metadata": metadata or {},
+        "generation": generation,
         "sequence": sequence,
         "idempotency_key": idempotency_key,
+        "request_fingerprint": fingerprint or "",
     }
     if idempotency_key is None:
         # The row lock rules out a clash on the sequence: no savepoint round trips needed.
@@ -152,7 +188,7 @@ def message_create(
         existing = Message.objects.filter(conversation=locked, idempotency_key=idempotency_key).first()
         if existing is None:
             raise
-        return existing, False
+        return idempotent_replay(existing, fingerprint), False
     return _after_message_stored(conversation, locked, message), True
 
 

@@ -1,31 +1,54 @@
 """Generating a reply: the steps of POST /api/conversations/{id}/reply, in the order that
-keeps the user's message safe.
+keeps the user's message safe and the reply-token quota whole.
 
-1. `reply_prepare` checks the quotas first (reply tokens left, room for the question and
-   the answer), so a refused request writes nothing; then stores the user message
-   (through conversations' message_create, honouring the Idempotency-Key), so a provider
-   that is missing, failing or slow never loses it; then picks the providers (503 when
+1. `reply_prepare` answers a retry of a finished reply (same Idempotency-Key and request)
+   with that reply, and refuses the key with another request (409 idempotency_key_reused)
+   or while the key's first request is still being answered (409 in_progress: its provider
+   is called once). It checks the quotas, then in one transaction stores the user message
+   (through conversations' message_create) and reserves the reply's largest size in reply
+   tokens — a refused reservation (402) leaves nothing stored — so a provider that is
+   missing, failing or slow never loses the question; then picks the providers (503 when
    none is configured) and builds the context.
 2. The caller runs the providers (at once or streamed).
-3. `reply_store` stores the assistant message with what produced it, adds the tokens to the
-   conversation's usage and to the organization's quota — all in one transaction.
+3. `reply_store` stores the assistant message with its read-only `generation` (provider,
+   model, usage, sources, status) and adds the tokens to the conversation's usage, then
+   settles the reservation with what the provider reported. Whatever happens instead, the
+   caller ends with `PreparedReply.release()`, which gives back a reservation not settled.
 """
 
 import hashlib
 import time
+import uuid
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 
 from billing import quotas
-from conversations.models import Conversation, ConversationStatus, Message, MessageRole
-from conversations.services import ARCHIVED_MESSAGE, conversation_add_usage, message_create
+from conversations.models import Conversation, ConversationStatus, GenerationStatus, Message, MessageRole
+from conversations.services import (
+    ARCHIVED_MESSAGE,
+    KEY_REUSED_MESSAGE,
+    conversation_add_usage,
+    idempotent_replay,
+    message_create,
+    request_fingerprint,
+)
 from rag import selectors
 from rag.chat_providers import ChatProvider, chat_providers
 from rag.context import AugmentedPrompt, ContextMessage, context_messages, context_retrieve, prompt_augment
-from rag.tokens import estimate_tokens
+from rag.prompts import system_prompt
+from rag.tokens import estimate_message_tokens, estimate_tokens
 from raptorflow.errors import Conflict, InvalidInput, NotFound
 from raptorflow.tenancy import scoped
+
+# How long a reply in progress keeps its Idempotency-Key to itself. It is given back as
+# soon as the reply ends; this bounds the wait only when a process dies mid-reply.
+IN_PROGRESS_LEASE_SECONDS = 300
+IN_PROGRESS_MESSAGE = (
+    "A reply to this Idempotency-Key is still being generated; retry in a moment to receive it."
+)
 
 
 def reply_idempotency_key(idempotency_key: str) -> str:
@@ -34,52 +57,110 @@ def reply_idempotency_key(idempotency_key: str) -> str:
     return "reply:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
 
 
+def reply_fingerprint(*, content: str | None, message_id) -> str:
+    """The request a reply's Idempotency-Key stands for (`stream` is how it is delivered,
+    not what it asks for, so it is left out)."""
+    return request_fingerprint("reply", content=content, message_id=str(message_id) if message_id else None)
+
+
 @dataclass
 class PreparedReply:
     conversation: Conversation
     user: object
     organization: object
-    user_message: Message
+    user_message: Message | None
     idempotency_key: str | None
+    fingerprint: str = ""
     # Set when this Idempotency-Key already produced a reply: answer with it, call nothing.
     existing_reply: Message | None = None
     existing_context: list[ContextMessage] = field(default_factory=list)
     providers: list[ChatProvider] = field(default_factory=list)
     augmented: AugmentedPrompt | None = None
     started: float = field(default_factory=time.monotonic)
+    reservation: quotas.ReplyTokenReservation | None = None
+    # (cache key, token) of the Idempotency-Key held while this reply is generated.
+    lease: tuple[str, str] | None = None
 
     @property
     def context(self) -> list[ContextMessage]:
         return list(self.augmented.messages) if self.augmented else self.existing_context
+
+    def release(self) -> None:
+        """Gives back what a reply that ends without being stored still holds: its token
+        reservation (settled at 0) and its Idempotency-Key. Safe to call more than once."""
+        try:
+            if self.reservation is not None:
+                quotas.settle_reply_tokens(self.reservation, 0)
+        finally:
+            _release_lease(self)
 
 
 def reply_prepare(
     *, user, organization, conversation: Conversation, content: str | None = None, message_id=None,
     idempotency_key: str | None = None,
 ) -> PreparedReply:
-    if idempotency_key is not None:
-        replayed = _replay(user, organization, conversation, idempotency_key)
-        if replayed is not None:
-            return replayed
-    if conversation.status == ConversationStatus.ARCHIVED:
-        raise Conflict(ARCHIVED_MESSAGE, code="conversation_archived")
-
-    quotas.require_reply_tokens(organization)
-    if message_id is not None:
-        user_message = _existing_user_message(user, organization, conversation, message_id)
-        quotas.require_messages(organization, 1)
-    else:
-        quotas.require_messages(organization, 2)
-        user_message, _ = message_create(
-            conversation=conversation, role=MessageRole.USER, content=content, idempotency_key=idempotency_key
-        )
     prepared = PreparedReply(
         conversation=conversation,
         user=user,
         organization=organization,
-        user_message=user_message,
+        user_message=None,
         idempotency_key=idempotency_key,
+        fingerprint=reply_fingerprint(content=content, message_id=message_id),
     )
+    if idempotency_key is not None:
+        replayed = _replay(prepared)
+        if replayed is not None:
+            return replayed
+        replayed = _take_lease(prepared)
+        if replayed is not None:
+            return replayed
+    try:
+        _start(prepared, content=content, message_id=message_id)
+    except BaseException:
+        prepared.release()
+        raise
+    return prepared
+
+
+def _start(prepared: PreparedReply, *, content: str | None, message_id) -> None:
+    user, organization, conversation = prepared.user, prepared.organization, prepared.conversation
+    if conversation.status == ConversationStatus.ARCHIVED:
+        raise Conflict(ARCHIVED_MESSAGE, code="conversation_archived")
+
+    # Cheap checks first; the reservation below is what holds under concurrency.
+    quotas.require_reply_tokens(organization)
+    user_message = None
+    if message_id is not None:
+        user_message = _existing_user_message(user, organization, conversation, message_id)
+    elif prepared.idempotency_key is not None:
+        # A retry whose first attempt stored the question but got no answer (the provider
+        # failed): answer that question, stored once.
+        asked = (
+            scoped(Message, user=user, organization=organization)
+            .filter(conversation=conversation, idempotency_key=prepared.idempotency_key)
+            .first()
+        )
+        user_message = idempotent_replay(asked, prepared.fingerprint) if asked is not None else None
+    quotas.require_messages(organization, 1 if user_message is not None else 2)
+
+    query = user_message.content if user_message is not None else content
+    prompt_tokens = estimate_message_tokens(system_prompt(conversation.agent_type)) + estimate_message_tokens(query)
+    with transaction.atomic():
+        if user_message is None:
+            user_message, _ = message_create(
+                conversation=conversation,
+                role=MessageRole.USER,
+                content=content,
+                idempotency_key=prepared.idempotency_key,
+                fingerprint=prepared.fingerprint,
+            )
+        # The largest reply the provider may send (CHAT_MAX_REPLY_TOKENS) plus the prompt;
+        # in the question's transaction, so a refusal stores nothing.
+        prepared.reservation = quotas.reserve_reply_tokens(
+            organization, settings.CHAT_MAX_REPLY_TOKENS + prompt_tokens
+        )
+    prepared.user_message = user_message
+
     prepared.providers = chat_providers(selectors.chat_api_keys(organization=organization))
     context = context_retrieve(
         user=user,
@@ -90,31 +171,70 @@ def reply_prepare(
         before_sequence=user_message.sequence,
     )
     prepared.augmented = prompt_augment(query=user_message.content, context=context)
+    # The context made the prompt longer than first counted: hold that too.
+    quotas.extend_reply_tokens(prepared.reservation, prepared.augmented.token_count - prompt_tokens)
     prepared.started = time.monotonic()
+
+
+def _replay(prepared: PreparedReply) -> PreparedReply | None:
+    """The reply this Idempotency-Key already produced, if any (with its user message and
+    the context it used), so a retry answers the same and creates nothing. A message under
+    the reply's key that is not a reply of this request is a 409, never replayed."""
+    visible = scoped(Message, user=prepared.user, organization=prepared.organization).filter(
+        conversation=prepared.conversation
+    )
+    reply = visible.filter(idempotency_key=reply_idempotency_key(prepared.idempotency_key)).first()
+    if reply is None:
+        return None
+    if reply.generation is None:
+        # Stored through POST …/messages under a key shaped like a reply's.
+        raise Conflict(KEY_REUSED_MESSAGE, code="idempotency_key_reused")
+    idempotent_replay(reply, prepared.fingerprint)
+    user_message = visible.filter(id=reply.generation.get("reply_to")).first()
+    if user_message is None:
+        return None
+    prepared.user_message = user_message
+    prepared.existing_reply = reply
+    prepared.existing_context = context_messages(
+        user=prepared.user, organization=prepared.organization, entries=reply.generation.get("sources", [])
+    )
     return prepared
 
 
-def _replay(user, organization, conversation, idempotency_key: str) -> PreparedReply | None:
-    """The reply this Idempotency-Key already produced, if any (with its user message and
-    the context it used), so a retry answers the same and creates nothing."""
-    visible = scoped(Message, user=user, organization=organization).filter(conversation=conversation)
-    reply = visible.filter(idempotency_key=reply_idempotency_key(idempotency_key)).first()
-    if reply is None:
-        return None
-    user_message = visible.filter(id=reply.metadata.get("reply_to")).first()
-    if user_message is None:
-        return None
-    return PreparedReply(
-        conversation=conversation,
-        user=user,
-        organization=organization,
-        user_message=user_message,
-        idempotency_key=idempotency_key,
-        existing_reply=reply,
-        existing_context=context_messages(
-            user=user, organization=organization, entries=reply.metadata.get("context", [])
-        ),
-    )
+def _take_lease(prepared: PreparedReply) -> PreparedReply | None:
+    """Holds the Idempotency-Key while this request generates its reply, so concurrent
+    retries call no provider: they get the finished reply, or 409 in_progress until it is
+    stored. cache.add is atomic (Redis SET NX; the database cache's INSERT on its primary
+    key), shared by every instance."""
+    key = "reply-in-progress:" + hashlib.sha256(
+        f"{prepared.conversation.pk}:{prepared.idempotency_key}".encode()
+    ).hexdigest()
+    token = uuid.uuid4().hex
+    if not cache.add(key, token, IN_PROGRESS_LEASE_SECONDS):
+        replayed = _replay(prepared)
+        if replayed is not None:
+            return replayed
+        raise Conflict(IN_PROGRESS_MESSAGE, code="in_progress")
+    prepared.lease = (key, token)
+    # The first request may have stored its reply and let go of the key just before.
+    try:
+        replayed = _replay(prepared)
+    except BaseException:
+        _release_lease(prepared)
+        raise
+    if replayed is not None:
+        _release_lease(prepared)
+    return replayed
+
+
+def _release_lease(prepared: PreparedReply) -> None:
+    if prepared.lease is None:
+        return
+    key, token = prepared.lease
+    prepared.lease = None
+    # Only our own: after an expiry the key may belong to another request by now.
+    if cache.get(key) == token:
+        cache.delete(key)
 
 
 def _existing_user_message(user, organization, conversation, message_id) -> Message:
@@ -129,7 +249,6 @@ def _existing_user_message(user, organization, conversation, message_id) -> Mess
     return message
 
 
-@transaction.atomic
 def reply_store(
     *,
     prepared: PreparedReply,
@@ -138,11 +257,14 @@ def reply_store(
     model: str,
     prompt_tokens: int | None,
     completion_tokens: int | None,
-    incomplete: bool = False,
+    status: str = GenerationStatus.COMPLETE,
+    error_code: str | None = None,
     error: str | None = None,
 ) -> Message:
-    """Stores the assistant message. Without usage from the provider (a stream cut short)
-    the tokens are estimated and marked so."""
+    """Stores the assistant message and its generation. Without usage from the provider (a
+    stream cut short) the tokens are estimated and marked so. The token reservation is
+    settled with these tokens once they are committed (released if a retry stored the
+    reply first)."""
     estimated = prompt_tokens is None or completion_tokens is None
     if estimated:
         prompt_tokens = prepared.augmented.token_count
@@ -151,38 +273,46 @@ def reply_store(
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "estimated": estimated,
     }
-    if estimated:
-        usage["estimated"] = True
-    metadata = {
+    response_time_ms = round((time.monotonic() - prepared.started) * 1000)
+    generation = {
         "reply_to": str(prepared.user_message.id),
         "provider": provider,
         "model": model,
-        "response_time_ms": round((time.monotonic() - prepared.started) * 1000),
         "usage": usage,
-        "context": [
+        "response_time_ms": response_time_ms,
+        "sources": [
             {"message_id": str(m.message_id), "score": m.score, "similarity": m.similarity, "source": m.source}
             for m in prepared.augmented.messages
         ],
-        "prompt_tokens_estimated": prepared.augmented.token_count,
+        "status": str(status),
     }
-    if incomplete:
-        metadata["incomplete"] = True
-        metadata["error"] = error or "The reply was interrupted."
+    if status != GenerationStatus.COMPLETE:
+        generation["error"] = {
+            "code": error_code or "reply_interrupted",
+            "message": error or "The reply was interrupted.",
+        }
     key = reply_idempotency_key(prepared.idempotency_key) if prepared.idempotency_key else None
-    message, created = message_create(
-        conversation=prepared.conversation,
-        role=MessageRole.ASSISTANT,
-        content=text,
-        metadata=metadata,
-        idempotency_key=key,
-        # Room for the answer was checked before the question was stored: a reply the
-        # provider already produced is never refused.
-        enforce_quota=False,
-    )
-    if created:
-        conversation_add_usage(
-            conversation=prepared.conversation, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+    with transaction.atomic():
+        message, created = message_create(
+            conversation=prepared.conversation,
+            role=MessageRole.ASSISTANT,
+            content=text,
+            # The client's view of the reply keeps its response time (SPEC §4).
+            metadata={"response_time_ms": response_time_ms},
+            generation=generation,
+            idempotency_key=key,
+            fingerprint=prepared.fingerprint,
+            # Room for the answer was checked before the question was stored: a reply the
+            # provider already produced is never refused.
+            enforce_quota=False,
         )
-        quotas.record_reply_tokens(prepared.organization, usage["total_tokens"])
+        if created:
+            conversation_add_usage(
+                conversation=prepared.conversation, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+            )
+    # After the commit, so a rollback above leaves the reservation to release().
+    if prepared.reservation is not None:
+        quotas.settle_reply_tokens(prepared.reservation, usage["total_tokens"] if created else 0)
     return message

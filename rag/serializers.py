@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from conversations.models import MessageRole
-from conversations.serializers import MessageContentField, MessageSerializer, UsageSerializer
+from conversations.serializers import CONTEXT_SOURCES, MessageContentField, MessageSerializer, ReplyUsageSerializer
 from rag.models import ChatProviderName, ProviderKey
 from raptorflow.api import StrictSerializer
 
@@ -46,9 +46,6 @@ class ReplyInputSerializer(StrictSerializer):
         return attrs
 
 
-CONTEXT_SOURCES = ["recent", "semantic", "recent+semantic"]
-
-
 class ContextItemSerializer(serializers.Serializer):
     """A message used as context for the reply, with its relevance."""
 
@@ -65,12 +62,6 @@ class ContextItemSerializer(serializers.Serializer):
     )
 
 
-class ReplyUsageSerializer(UsageSerializer):
-    estimated = serializers.BooleanField(
-        default=False, help_text="True when the provider reported no usage (an interrupted stream)."
-    )
-
-
 class ReplySerializer(serializers.Serializer):
     user_message = MessageSerializer()
     message = MessageSerializer(help_text="The assistant's reply.")
@@ -84,6 +75,6 @@ def reply_body(*, user_message, message, context) -> dict:
             "user_message": user_message,
             "message": message,
             "context": context,
-            "usage": message.metadata.get("usage") or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "usage": message.generation["usage"],
         }
     ).data

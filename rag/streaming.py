@@ -5,10 +5,15 @@ Events, each `event: <name>` + `data: <json>`:
 - `delta`:   {text}                           as the provider sends them, unbuffered
 - `done`:    {message, usage}                 the stored assistant message
 - `error`:   {code, message, partial_message} the provider failed mid-stream; what arrived
-                                              is stored with metadata.incomplete = true
+                                              is stored with generation.status = "incomplete"
 
 A client that disconnects mid-stream (the server closes this generator: GeneratorExit)
-also gets its partial reply stored as incomplete; the user message is never lost.
+also gets its partial reply stored as incomplete; the user message is never lost. A retry
+with the same Idempotency-Key replays the stored reply: `context`, one `delta`, then `done`
+— or, for a reply stored incomplete, the `error` it ended with, so a partial reply is never
+presented as whole. However the stream ends, the reply's token reservation and its
+Idempotency-Key are given back (PreparedReply.release, also when the response is closed
+before the generator ran).
 """
 
 import json
@@ -16,7 +21,9 @@ import logging
 from collections.abc import Iterator
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.http import StreamingHttpResponse
 
+from conversations.models import GenerationStatus
 from conversations.serializers import MessageSerializer
 from rag.chat_providers import ProviderError, ReplyStream
 from rag.replies import PreparedReply, reply_store
@@ -26,6 +33,24 @@ from raptorflow.errors import DomainError
 logger = logging.getLogger(__name__)
 
 DISCONNECTED = "The client disconnected before the reply was complete."
+
+
+class EventStreamResponse(StreamingHttpResponse):
+    """Server-sent events that run `on_close` when the server closes the response —
+    after the last event, on a disconnect, or without the events ever being read."""
+
+    def __init__(self, events: Iterator[str], *, on_close):
+        super().__init__(events, content_type="text/event-stream; charset=utf-8")
+        self._on_close = on_close
+        self["Cache-Control"] = "no-cache"
+        # Tells nginx-style proxies not to buffer the stream.
+        self["X-Accel-Buffering"] = "no"
+
+    def close(self):
+        try:
+            super().close()
+        finally:
+            self._on_close()
 
 
 def sse(event: str, data: dict) -> str:
@@ -43,15 +68,28 @@ def _context_event(prepared: PreparedReply) -> str:
 
 
 def _done_event(message) -> str:
-    usage = ReplyUsageSerializer(message.metadata["usage"]).data
+    usage = ReplyUsageSerializer(message.generation["usage"]).data
     return sse("done", {"message": MessageSerializer(message).data, "usage": usage})
 
 
+def _error_event(code: str, message: str, partial) -> str:
+    partial_message = MessageSerializer(partial).data if partial is not None else None
+    return sse("error", {"code": code, "message": message, "partial_message": partial_message})
+
+
 def replay_events(prepared: PreparedReply) -> Iterator[str]:
-    """An Idempotency-Key retry of a streamed reply: the stored answer as one delta."""
+    """An Idempotency-Key retry of a streamed reply: the stored answer as one delta, ended
+    as the first stream ended (`done`, or `error` with the partial reply)."""
+    reply = prepared.existing_reply
     yield _context_event(prepared)
-    yield sse("delta", {"text": prepared.existing_reply.content})
-    yield _done_event(prepared.existing_reply)
+    yield sse("delta", {"text": reply.content})
+    if reply.generation.get("status") == GenerationStatus.COMPLETE:
+        yield _done_event(reply)
+    else:
+        error = reply.generation.get("error") or {}
+        yield _error_event(
+            error.get("code", "reply_interrupted"), error.get("message", "The reply was interrupted."), reply
+        )
 
 
 def reply_events(prepared: PreparedReply, stream: ReplyStream) -> Iterator[str]:
@@ -64,16 +102,11 @@ def reply_events(prepared: PreparedReply, stream: ReplyStream) -> Iterator[str]:
             for delta in stream:
                 yield sse("delta", {"text": delta})
         except ProviderError as exc:
-            partial = _store_partial(prepared, stream, f"{exc.provider} {exc.reason}")
+            code = "upstream_unavailable" if exc.retryable else "upstream_bad_response"
+            message = f"The chat provider failed mid-reply: {exc.provider} {exc.reason}."
+            partial = _store_partial(prepared, stream, code, message)
             finished = True
-            yield sse(
-                "error",
-                {
-                    "code": "upstream_unavailable" if exc.retryable else "upstream_bad_response",
-                    "message": f"The chat provider failed mid-reply: {exc.provider} {exc.reason}.",
-                    "partial_message": MessageSerializer(partial).data if partial else None,
-                },
-            )
+            yield _error_event(code, message, partial)
             return
         usage = stream.usage
         try:
@@ -88,18 +121,20 @@ def reply_events(prepared: PreparedReply, stream: ReplyStream) -> Iterator[str]:
         except DomainError as exc:
             # E.g. the conversation was archived or deleted while the reply streamed.
             finished = True
-            yield sse("error", {"code": exc.code, "message": exc.message, "partial_message": None})
+            yield _error_event(exc.code, exc.message, None)
             return
         finished = True
         yield _done_event(message)
     except GeneratorExit:
         if not finished:
             stream.close()
-            _store_partial(prepared, stream, DISCONNECTED)
+            _store_partial(prepared, stream, "client_disconnected", DISCONNECTED)
         raise
+    finally:
+        prepared.release()
 
 
-def _store_partial(prepared: PreparedReply, stream: ReplyStream, error: str):
+def _store_partial(prepared: PreparedReply, stream: ReplyStream, code: str, error: str):
     if not stream.text:
         return None
     try:
@@ -110,7 +145,8 @@ def _store_partial(prepared: PreparedReply, stream: ReplyStream, error: str):
             model=stream.model,
             prompt_tokens=None,
             completion_tokens=None,
-            incomplete=True,
+            status=GenerationStatus.INCOMPLETE,
+            error_code=code,
             error=error,
         )
     except Exception:

@@ -1,6 +1,5 @@
 """Endpoints of the rag app: organization provider keys and the reply endpoint."""
 
-from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -85,12 +84,16 @@ class ProviderKeyDetailView(TenantAPIView):
 
 SSE_DESCRIPTION = (
     "Generates the assistant's reply with the conversation's agent prompt and RAG context. "
-    "The user message is stored first (kept even when no provider is configured (503), the "
-    "providers fail (503/502) or the quota is used up (402)); 409 on an archived conversation. "
+    "The user message is stored first (kept even when no provider is configured (503) or the "
+    "providers fail (503/502)); a request past the plan's messages or reply tokens is a 402 that "
+    "stores nothing; 409 on an archived conversation. "
     "With `stream: true` the answer is `text/event-stream`: `context` {user_message, context}, "
     "then `delta` {text} events, then `done` {message, usage} or `error` {code, message, "
-    "partial_message} (a partial reply is stored with metadata.incomplete = true). "
-    "A retry with the same Idempotency-Key returns the first result (200) and creates nothing."
+    "partial_message} (a partial reply is stored with generation.status = \"incomplete\"). "
+    "A retry with the same Idempotency-Key and body (`stream` aside) returns the first result (200) "
+    "and creates nothing — a partial reply still marked incomplete; the same key with another body "
+    "is 409 `idempotency_key_reused`, and while the key's first request is still being answered "
+    "409 `in_progress`."
 )
 
 
@@ -108,8 +111,8 @@ class ReplyView(TenantAPIView):
                 IDEMPOTENCY_KEY_HEADER,
                 OpenApiTypes.STR,
                 OpenApiParameter.HEADER,
-                description="Up to 255 characters. A retry with the same key returns the first reply and "
-                "creates nothing new.",
+                description="Up to 255 characters. A retry with the same key and body returns the first "
+                "reply and creates nothing new; another body under the same key is a 409.",
             )
         ],
         responses={
@@ -142,29 +145,32 @@ class ReplyView(TenantAPIView):
                 user_message=prepared.user_message, message=prepared.existing_reply, context=prepared.context
             )
             return Response(body, status=status.HTTP_200_OK)
-        reply = chat_providers.complete(prepared.providers, prepared.augmented.chat_messages())
-        message = replies.reply_store(
-            prepared=prepared,
-            text=reply.text,
-            provider=reply.provider,
-            model=reply.model,
-            prompt_tokens=reply.prompt_tokens,
-            completion_tokens=reply.completion_tokens,
-        )
+        try:
+            reply = chat_providers.complete(prepared.providers, prepared.augmented.chat_messages())
+            message = replies.reply_store(
+                prepared=prepared,
+                text=reply.text,
+                provider=reply.provider,
+                model=reply.model,
+                prompt_tokens=reply.prompt_tokens,
+                completion_tokens=reply.completion_tokens,
+            )
+        finally:
+            prepared.release()
         body = reply_body(user_message=prepared.user_message, message=message, context=prepared.context)
         return Response(body, status=status.HTTP_201_CREATED)
 
-    def _stream(self, prepared) -> StreamingHttpResponse:
+    def _stream(self, prepared) -> streaming.EventStreamResponse:
         if prepared.existing_reply is not None:
             events = streaming.replay_events(prepared)
         else:
             stream = chat_providers.ReplyStream(prepared.providers, prepared.augmented.chat_messages())
             # Until the first delta, a failing provider hands over to the next, and when all
             # fail the client gets a plain 503/502 instead of a stream that starts and errs.
-            stream.start()
+            try:
+                stream.start()
+            except BaseException:
+                prepared.release()
+                raise
             events = streaming.reply_events(prepared, stream)
-        response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
-        response["Cache-Control"] = "no-cache"
-        # Tells nginx-style proxies not to buffer the stream.
-        response["X-Accel-Buffering"] = "no"
-        return response
+        return streaming.EventStreamResponse(events, on_close=prepared.release)

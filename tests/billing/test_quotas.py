@@ -221,6 +221,46 @@ def test_a_reply_needs_remaining_tokens(org):
     assert refused.value.extra["resets_at"] == iso(selectors.entitlement(org).period_end)
 
 
+@override_settings(FREE_PLAN_REPLY_TOKENS=100)
+def test_reply_tokens_are_reserved_while_some_remain_then_settled_to_what_was_used(org):
+    first = quotas.reserve_reply_tokens(org, 90)
+    second = quotas.reserve_reply_tokens(org, 50)  # 10 remained: it may start, and overshoot by its size
+
+    assert usage_row(org).reply_tokens == 140
+    with pytest.raises(PaymentRequired) as refused:
+        quotas.reserve_reply_tokens(org, 1)
+    assert (refused.value.extra["limit"], refused.value.extra["quota"]) == (100, "reply_tokens")
+    assert refused.value.extra["resets_at"] == iso(selectors.entitlement(org).period_end)
+
+    quotas.settle_reply_tokens(first, 30)
+    quotas.settle_reply_tokens(first, 30)  # once only
+    quotas.extend_reply_tokens(second, 20)
+    assert usage_row(org).reply_tokens == 100
+    quotas.settle_reply_tokens(second, 0)  # nothing produced: the whole hold is given back
+    assert usage_row(org).reply_tokens == 30
+
+
+@override_settings(FREE_PLAN_REPLY_TOKENS=0)
+def test_no_reply_tokens_left_refuses_the_reservation_and_counts_nothing(org):
+    with pytest.raises(PaymentRequired):
+        quotas.reserve_reply_tokens(org, 10)
+
+    assert usage_row(org).reply_tokens == 0
+
+
+def test_a_reply_token_reservation_rolls_back_with_its_callers_transaction(org):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        quotas.reserve_reply_tokens(org, 10)
+        raise RuntimeError("the question could not be stored")
+
+    assert not Usage.objects.filter(organization=org, reply_tokens__gt=0).exists()
+
+
+def test_reply_token_reservations_must_be_positive(org):
+    with pytest.raises(ValueError):
+        quotas.reserve_reply_tokens(org, 0)
+
+
 def test_checking_reply_tokens_writes_nothing(org):
     quotas.require_reply_tokens(org)
 

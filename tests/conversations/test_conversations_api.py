@@ -281,6 +281,7 @@ def test_patch_with_only_a_title_leaves_the_rest(owner_client, conversation):
         ({"metadata": metadata_of_size(16 * 1024 + 1)}, "metadata"),
         ({"agent_type": "research"}, "agent_type"),
         ({"usage": {"total_tokens": 0}}, "usage"),
+        ({"generation": {"provider": "openai"}}, "generation"),
         ({"message_count": 0}, "message_count"),
         ({"organization": NIL_UUID}, "organization"),
         ({"owner": NIL_UUID}, "owner"),

@@ -13,7 +13,7 @@ from raptorflow.errors import Conflict
 from search.models import MessageEmbedding
 from tests.conversations.helpers import error_fields, snapshot
 
-MESSAGE_FIELDS = {"id", "conversation_id", "role", "content", "metadata", "sequence", "created_at"}
+MESSAGE_FIELDS = {"id", "conversation_id", "role", "content", "metadata", "generation", "sequence", "created_at"}
 
 
 def post_message(client, conversation, body=None, **headers):
@@ -32,6 +32,7 @@ def test_post_message_stores_it_with_the_next_sequence(owner_client, conversatio
     assert response.status_code == 201
     body = response.json()
     assert set(body) == MESSAGE_FIELDS
+    assert body["generation"] is None
     assert body["conversation_id"] == str(conversation.id)
     assert (body["role"], body["content"], body["metadata"], body["sequence"]) == (
         "user",
@@ -227,6 +228,67 @@ def test_repeated_idempotency_key_returns_the_first_message_and_creates_nothing(
     assert repeat.json() == first.json()
     assert Message.objects.filter(conversation=conversation).count() == 1
     assert Conversation.objects.get(pk=conversation.pk).message_count == 1
+
+
+@pytest.mark.parametrize(
+    "second_body",
+    [
+        {"role": "user", "content": "Something else entirely"},
+        {"role": "assistant", "content": "What should be our Q4 focus?"},
+        {"role": "user", "content": "What should be our Q4 focus?", "metadata": {"lang": "en"}},
+        {"role": "user", "content": "What should be our Q4 focus? "},
+    ],
+)
+def test_idempotency_key_reused_with_another_body_is_409_and_stores_nothing(
+    owner_client, make_conversation, org, second_body
+):
+    conversation = make_conversation()
+    first = post_message(owner_client, conversation, **{"Idempotency-Key": "send-43"})
+
+    reused = post_message(owner_client, conversation, second_body, **{"Idempotency-Key": "send-43"})
+
+    assert (first.status_code, reused.status_code) == (201, 409)
+    assert reused.json()["error"]["code"] == "idempotency_key_reused"
+    assert [(str(id_), content) for id_, content in Message.objects.filter(conversation=conversation).values_list(
+        "id", "content"
+    )] == [(first.json()["id"], "What should be our Q4 focus?")]
+    assert Conversation.objects.get(pk=conversation.pk).message_count == 1
+    assert messages_used(org) == 1
+
+
+def test_same_body_in_another_key_order_is_the_same_request(owner_client, make_conversation):
+    conversation = make_conversation()
+    body = {"role": "user", "content": "Plan?", "metadata": {"a": 1, "b": {"c": 2, "d": 3}}}
+    reordered = {"metadata": {"b": {"d": 3, "c": 2}, "a": 1}, "content": "Plan?", "role": "user"}
+
+    first = post_message(owner_client, conversation, body, **{"Idempotency-Key": "order"})
+    repeat = post_message(owner_client, conversation, reordered, **{"Idempotency-Key": "order"})
+
+    assert (first.status_code, repeat.status_code) == (201, 200)
+    assert repeat.json() == first.json()
+
+
+def test_a_message_stored_before_fingerprints_is_still_replayed(owner_client, make_conversation):
+    conversation = make_conversation()
+    first = post_message(owner_client, conversation, **{"Idempotency-Key": "legacy"})
+    Message.objects.filter(pk=first.json()["id"]).update(request_fingerprint="")
+
+    repeat = post_message(owner_client, conversation, **{"Idempotency-Key": "legacy"})
+
+    assert repeat.status_code == 200
+    assert repeat.json() == first.json()
+
+
+@pytest.mark.parametrize("role", ["assistant", "user"])
+def test_generation_cannot_be_posted_on_a_message(owner_client, make_conversation, role):
+    conversation = make_conversation()
+    forged = {"provider": "openai", "model": "gpt", "usage": {"prompt_tokens": 0, "completion_tokens": 0}}
+
+    response = post_message(owner_client, conversation, {"role": role, "content": "hi", "generation": forged})
+
+    assert response.status_code == 400
+    assert "generation" in error_fields(response)
+    assert not Message.objects.filter(conversation=conversation).exists()
 
 
 def test_idempotent_repeat_is_not_counted_against_the_quota(owner_client, make_conversation, org, settings):

@@ -39,7 +39,7 @@ def roles_and_contents(conversation):
     return list(Message.objects.filter(conversation=conversation).order_by("sequence").values_list("role", "content"))
 
 
-def test_reply_stores_both_messages_with_provider_metadata(owner_client, all_keys, respx_mock, history):
+def test_reply_stores_both_messages_with_their_generation(owner_client, all_keys, respx_mock, history):
     route = openai_ok(respx_mock, prompt_tokens=120, completion_tokens=8)
 
     response = owner_client.post(reply_url(history), {"content": "Which event should we sponsor?"}, format="json")
@@ -49,11 +49,16 @@ def test_reply_stores_both_messages_with_provider_metadata(owner_client, all_key
     assert (body["user_message"]["role"], body["user_message"]["content"]) == ("user", "Which event should we sponsor?")
     assert (body["message"]["role"], body["message"]["content"]) == ("assistant", "Sponsor a local 10k.")
     assert body["usage"] == {"prompt_tokens": 120, "completion_tokens": 8, "total_tokens": 128, "estimated": False}
-    metadata = body["message"]["metadata"]
-    assert (metadata["provider"], metadata["model"]) == ("openai", "gpt-4o-mini-2024-07-18")
-    assert metadata["reply_to"] == body["user_message"]["id"]
-    assert isinstance(metadata["response_time_ms"], int)
-    assert [c["message_id"] for c in metadata["context"]] == [c["message_id"] for c in body["context"]]
+    generation = body["message"]["generation"]
+    assert (generation["provider"], generation["model"]) == ("openai", "gpt-4o-mini-2024-07-18")
+    assert generation["reply_to"] == body["user_message"]["id"]
+    assert generation["status"] == "complete"
+    assert generation["usage"] == body["usage"]
+    assert isinstance(generation["response_time_ms"], int)
+    assert [c["message_id"] for c in generation["sources"]] == [c["message_id"] for c in body["context"]]
+    # The client's metadata shows the response time and nothing server-owned.
+    assert body["message"]["metadata"] == {"response_time_ms": generation["response_time_ms"]}
+    assert body["user_message"]["generation"] is None
 
     assert roles_and_contents(history)[-2:] == [
         ("user", "Which event should we sponsor?"),
@@ -115,7 +120,7 @@ def test_reply_through_each_provider(owner_client, settings, respx_mock, history
     response = owner_client.post(reply_url(history), {"content": "Ideas?"}, format="json")
 
     assert response.status_code == 201
-    assert response.json()["message"]["metadata"]["provider"] == provider
+    assert response.json()["message"]["generation"]["provider"] == provider
     assert "Then focus on Instagram and running clubs." in sent_prompt(route)
 
 
@@ -127,7 +132,7 @@ def test_failing_provider_falls_back_to_next(owner_client, all_keys, respx_mock,
 
     assert response.status_code == 201
     assert response.json()["message"]["content"] == "Backup answer."
-    assert response.json()["message"]["metadata"]["provider"] == "gemini"
+    assert response.json()["message"]["generation"]["provider"] == "gemini"
 
 
 def test_all_providers_timing_out_is_503_and_user_message_is_kept(owner_client, settings, respx_mock, history):
@@ -251,7 +256,7 @@ def test_message_id_asks_again_for_an_existing_user_message(owner_client, all_ke
 
     assert response.status_code == 201
     assert response.json()["user_message"]["id"] == str(question.id)
-    assert response.json()["message"]["metadata"]["reply_to"] == str(question.id)
+    assert response.json()["message"]["generation"]["reply_to"] == str(question.id)
     assert Message.objects.filter(conversation=history).count() == 5
     # The conversation as it was when the question was asked: only the earlier messages.
     context_ids = {item["message_id"] for item in response.json()["context"]}

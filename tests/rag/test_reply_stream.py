@@ -79,8 +79,9 @@ def test_stream_sends_context_deltas_done_for_each_provider(
     assert done["usage"] == {"prompt_tokens": 50, "completion_tokens": 3, "total_tokens": 53, "estimated": False}
     stored = Message.objects.get(id=done["message"]["id"])
     assert (stored.role, stored.content) == ("assistant", "Run club tastings.")
-    assert stored.metadata["provider"] == provider
-    assert "incomplete" not in stored.metadata
+    assert stored.generation["provider"] == provider
+    assert stored.generation["status"] == "complete"
+    assert "error" not in stored.generation
     assert "Runners are a good audience." in sent_prompt(route)
     history.refresh_from_db()
     assert history.usage["total_tokens"] == 53
@@ -118,10 +119,11 @@ def test_client_disconnect_mid_stream_stores_partial_reply_as_incomplete(owner_c
     user_message, partial = Message.objects.filter(conversation=history).order_by("sequence")[2:]
     assert (user_message.role, user_message.content) == ("user", "Ideas for the launch?")
     assert (partial.role, partial.content) == ("assistant", "Half of ")
-    assert partial.metadata["incomplete"] is True
-    assert partial.metadata["reply_to"] == str(user_message.id)
-    assert partial.metadata["usage"]["estimated"] is True
-    assert "disconnected" in partial.metadata["error"]
+    assert partial.generation["status"] == "incomplete"
+    assert partial.generation["reply_to"] == str(user_message.id)
+    assert partial.generation["usage"]["estimated"] is True
+    assert partial.generation["error"]["code"] == "client_disconnected"
+    assert "disconnected" in partial.generation["error"]["message"]
 
 
 def test_provider_failure_mid_stream_sends_error_and_keeps_partial(owner_client, all_keys, respx_mock, history):
@@ -137,7 +139,7 @@ def test_provider_failure_mid_stream_sends_error_and_keeps_partial(owner_client,
     assert error["code"] == "upstream_unavailable"
     assert "openai timed out" in error["message"]
     partial = Message.objects.get(id=error["partial_message"]["id"])
-    assert (partial.content, partial.metadata["incomplete"]) == ("Start of ", True)
+    assert (partial.content, partial.generation["status"]) == ("Start of ", "incomplete")
     assert Message.objects.filter(conversation=history, role="user", content="Ideas for the launch?").exists()
     # After the first delta there is no fallback: the client already shows this answer.
     assert gemini_route.call_count == 0
@@ -151,7 +153,7 @@ def test_stream_falls_back_before_first_delta(owner_client, all_keys, respx_mock
     events = read_events(stream_reply(owner_client, history))
 
     assert [name for name, _ in events] == ["context", "delta", "delta", "done"]
-    assert events[-1][1]["message"]["metadata"]["provider"] == "gemini"
+    assert events[-1][1]["message"]["generation"]["provider"] == "gemini"
 
 
 def test_stream_with_every_provider_failing_is_503_and_keeps_user_message(
