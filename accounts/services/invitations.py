@@ -1,4 +1,10 @@
-"""Invitations: single-use, emailed, stored as the sha256 of their token only."""
+"""Invitations: single-use, emailed, stored as the sha256 of their token only.
+
+An invitation carries only the authority its sender still has: an owner may invite to any
+role, an admin to admin and member, a member to none. Demoting or removing a member revokes
+their pending invitations for roles they can no longer grant (members.py calls
+invitations_revoke_beyond_authority), and acceptance checks the sender's role again.
+"""
 
 import hashlib
 import secrets
@@ -9,8 +15,8 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Invitation, Membership, Role, User, WorkspaceExclusion
-from accounts.services.roles import ONLY_OWNERS, require_manager
+from accounts.models import Invitation, Membership, Organization, Role, User, WorkspaceExclusion
+from accounts.services.roles import ONLY_OWNERS, is_manager, require_manager
 from accounts.services.users import user_email_verified
 from raptorflow import audit
 from raptorflow.errors import Conflict, NotFound, PermissionDenied, UpstreamUnavailable
@@ -18,6 +24,40 @@ from raptorflow.errors import Conflict, NotFound, PermissionDenied, UpstreamUnav
 
 def invitation_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def may_invite(role: str | None, invited_role: str) -> bool:
+    """Whether a member with `role` (None: not a member) may grant `invited_role`."""
+    if role == Role.OWNER:
+        return True
+    return role is not None and is_manager(role) and invited_role != Role.OWNER
+
+
+def invitations_revoke_beyond_authority(
+    *, organization: Organization, inviter: User, role: str | None, actor: User | None
+) -> int:
+    """Revokes `inviter`'s pending invitations to `organization` for roles that `role`
+    (their new role; None once they left or were removed) may not grant, audited one by
+    one. Called inside the role change's or removal's transaction. Answers how many."""
+    revoked = 0
+    now = timezone.now()
+    pending = Invitation.objects.for_org(organization).pending().filter(invited_by=inviter).select_for_update()
+    for invitation in pending.order_by("pk"):
+        if may_invite(role, invitation.role):
+            continue
+        invitation.revoked_at = now
+        invitation.save(update_fields=["revoked_at"])
+        audit.record(
+            "invitation.revoke",
+            actor=actor,
+            organization=organization,
+            target=invitation,
+            email=invitation.email,
+            role=invitation.role,
+            reason="inviter_removed" if role is None else "inviter_demoted",
+        )
+        revoked += 1
+    return revoked
 
 
 def invitation_create(*, actor: Membership, email: str, role: str) -> Invitation:
@@ -104,7 +144,22 @@ def invitation_accept(*, user: User, token: str) -> tuple[Membership, bool]:
     """Joins the invitation's organization. Answers (membership, created); accepting again
     an invitation this user already accepted, while still a member, is an idempotent
     repeat. An unknown or revoked token and an invitation for another email are the same
-    404."""
+    404; so is an invitation whose sender no longer holds a role that may grant it (it
+    should have been revoked with their demotion or removal)."""
+    # The sender's membership is locked before the invitation, in the order a role change
+    # or removal takes them (membership, then its sender's invitations): a demotion running
+    # meanwhile either committed its revocations before this reads them, or waits.
+    sender = (
+        Invitation.objects.filter(token_hash=invitation_token_hash(token))
+        .values("organization_id", "invited_by_id")
+        .first()
+    ) or {}
+    inviter_role = (
+        Membership.objects.select_for_update()
+        .filter(organization_id=sender.get("organization_id"), user_id=sender.get("invited_by_id"))
+        .values_list("role", flat=True)
+        .first()
+    )
     invitation = (
         Invitation.objects.select_for_update()
         .select_related("organization")
@@ -120,6 +175,8 @@ def invitation_accept(*, user: User, token: str) -> tuple[Membership, bool]:
         raise Conflict("This invitation has already been used.", code="invitation_used")
     if invitation.expires_at <= timezone.now():
         raise Conflict("This invitation has expired; ask for a new one.", code="invitation_expired")
+    if invitation.invited_by_id != sender.get("invited_by_id") or not may_invite(inviter_role, invitation.role):
+        raise NotFound("No such invitation for this account.")
     if not user_email_verified(user):
         raise Conflict(
             "Google has not verified this account's email address, so it cannot accept invitations sent to it.",

@@ -9,6 +9,7 @@ one after the other (see _lock_for_owner_rules).
 from django.db import IntegrityError, transaction
 
 from accounts.models import Membership, Organization, Role, User, WorkspaceExclusion, next_whole_second
+from accounts.services.invitations import invitations_revoke_beyond_authority
 from accounts.services.organizations import repoint_default_organization
 from accounts.services.roles import require_manager, require_owner
 from raptorflow import audit
@@ -75,6 +76,8 @@ def _set_role(target: Membership, role: str, owner_count: int, *, actor: User, *
     # Tokens issued under the old role never work again (accounts/tokens.py).
     target.tokens_valid_after = next_whole_second()
     target.save(update_fields=["role", "tokens_valid_after"])
+    # Their pending invitations carry only the authority they still have.
+    invitations_revoke_beyond_authority(organization=target.organization, inviter=target.user, role=role, actor=actor)
     audit.record(
         "membership.role_change",
         actor=actor,
@@ -93,6 +96,7 @@ def _remove(target: Membership, owner_count: int, *, actor: User, leaving: bool 
     user, organization, role = target.user, target.organization, target.role
     target.delete()
     WorkspaceExclusion.objects.get_or_create(organization=organization, user=user)
+    invitations_revoke_beyond_authority(organization=organization, inviter=user, role=None, actor=actor)
     repoint_default_organization(user, away_from_id=organization.pk)
     audit.record(
         "membership.leave" if leaving else "membership.remove",
