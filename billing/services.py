@@ -4,14 +4,22 @@ about a subscription (from its API answers and from webhooks, through one functi
 import logging
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.db import transaction
 
-from accounts.models import Membership, Organization
+from accounts.models import Membership, Organization, Role, User
 from accounts.services.roles import require_manager
 from billing import razorpay, selectors
 from billing.models import Plan, Subscription, SubscriptionStatus
 from raptorflow import audit
-from raptorflow.errors import Conflict, DomainError, InvalidInput, NotConfigured, UpstreamBadResponse
+from raptorflow.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotConfigured,
+    PaymentRequired,
+    UpstreamBadResponse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +136,30 @@ def cancel_for_organization_deletion(organization) -> None:
         reason="organization_deleted",
         status=live.status,
     )
+
+
+def limit_free_organizations(owner: User) -> None:
+    """Refuses a new organization for `owner` once they own FREE_ORGANIZATIONS_PER_USER
+    organizations on the free plan (their personal one included): each brings a fresh free
+    quota, spent on the server's own provider keys. An organization with an entitled (paid)
+    subscription does not count, and subscribing one frees a place. Called through the
+    organization_creating hook point, inside the creating transaction."""
+    # The owner's row locked until the creation commits: two creations at once cannot
+    # both see room for one more.
+    User.objects.select_for_update().filter(pk=owner.pk).first()
+    limit = settings.FREE_ORGANIZATIONS_PER_USER
+    free_owned = (
+        Organization.objects.filter(memberships__user=owner, memberships__role=Role.OWNER)
+        .exclude(pk__in=Subscription.objects.entitled().values("organization_id"))
+        .count()
+    )
+    if free_owned >= limit:
+        raise PaymentRequired(
+            f"You already own {free_owned} organizations on the free plan, the most one person may own "
+            f"({limit}); subscribe one of them to a paid plan, or delete one, to create another.",
+            code="free_organization_limit",
+            limit=limit,
+        )
 
 
 def apply_entity(subscription: Subscription, entity: dict) -> None:

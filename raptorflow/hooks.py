@@ -14,6 +14,11 @@ The hook points (each registered exactly once per receiver):
       called by accounts before an organization is deleted, outside any transaction;
       billing cancels its live subscription (raising UpstreamUnavailable/UpstreamBadResponse
       blocks the deletion).
+  organization_creating(owner)
+      called by accounts in the transaction that creates an organization for `owner` at
+      their request (not their personal one, made at first sign-in); billing refuses a
+      free organization beyond FREE_ORGANIZATIONS_PER_USER (raising PaymentRequired
+      `free_organization_limit` stops the creation).
   message_stored(message_id)
       called by conversations once the transaction that stored a message has committed;
       search schedules its embedding (raptorflow.jobs, idempotent).
@@ -59,5 +64,6 @@ class HookPoint:
 
 
 organization_deleting = HookPoint("organization_deleting")
+organization_creating = HookPoint("organization_creating")
 message_stored = HookPoint("message_stored")
 token_is_live = HookPoint("token_is_live")

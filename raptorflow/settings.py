@@ -415,6 +415,9 @@ RAZORPAY_WEBHOOK_SECRET = env_str("RAZORPAY_WEBHOOK_SECRET")
 FREE_PLAN_MESSAGES = env_int("FREE_PLAN_MESSAGES", 1_000 if PRODUCTION else 1_000_000)
 FREE_PLAN_REPLY_TOKENS = env_int("FREE_PLAN_REPLY_TOKENS", 200_000 if PRODUCTION else 1_000_000_000)
 FREE_PLAN_EMBEDDINGS = env_int("FREE_PLAN_EMBEDDINGS", 5_000 if PRODUCTION else 1_000_000)
+# Organizations on the free plan one person may own (their personal one counts): each has
+# its own free quota, so creating more must not multiply it. Paid organizations are not limited.
+FREE_ORGANIZATIONS_PER_USER = env_int("FREE_ORGANIZATIONS_PER_USER", 2)
 
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 

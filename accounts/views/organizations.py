@@ -10,7 +10,8 @@ do declare accounts.permissions.ManagersOnlyToRead.
 """
 
 import django_filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -33,9 +34,9 @@ from accounts.serializers import (
     token_response,
 )
 from accounts.tokens import mint_tokens
-from raptorflow import audit
+from raptorflow import audit, hooks
 from raptorflow.api import TenantAPIView, validated
-from raptorflow.openapi import error_responses
+from raptorflow.openapi import ErrorResponseSerializer, error_responses
 from raptorflow.pagination import paginator_with_ordering
 
 TAGS = ["organizations"]
@@ -70,13 +71,25 @@ class OrganizationListCreateView(TenantAPIView):
     @extend_schema(
         operation_id="organizations_create",
         request=OrganizationCreateInputSerializer,
-        responses={201: MyOrganizationSerializer},
+        responses={
+            201: MyOrganizationSerializer,
+            402: OpenApiResponse(
+                ErrorResponseSerializer, description="`free_organization_limit`: the caller owns `limit` free ones."
+            ),
+        },
         tags=TAGS,
-        description="Creates an organization owned by the caller. Switch to it to work inside it.",
+        description=(
+            "Creates an organization owned by the caller. Switch to it to work inside it. 402 "
+            "`free_organization_limit` (with `limit`) once the caller owns FREE_ORGANIZATIONS_PER_USER "
+            "organizations on the free plan, their personal one included."
+        ),
     )
     def post(self, request):
         data = validated(OrganizationCreateInputSerializer, request.data)
-        organization = services.organization_create(name=data["name"], owner=request.user)
+        with transaction.atomic():
+            # Billing refuses a free organization beyond the caller's allowance (raptorflow/hooks.py).
+            hooks.organization_creating(request.user)
+            organization = services.organization_create(name=data["name"], owner=request.user)
         audit.record("organization.create", actor=request.user, organization=organization)
         return Response(_as_mine(request.user, organization), status=status.HTTP_201_CREATED)
 
