@@ -186,20 +186,26 @@ class Usage(models.Model):
 class WebhookOutcome(models.TextChoices):
     APPLIED = "applied", "Applied"
     STALE = "stale", "Skipped: older than the state already applied"
-    IGNORED = "ignored", "Ignored: unknown event or subscription"
+    IGNORED = "ignored", "Ignored: unknown event or subscription, or unusable values"
 
 
 class WebhookEvent(models.Model):
-    """Each Razorpay event, stored once: the unique event id turns a redelivery into a
-    no-op. Not tenant-owned (the admin reads it)."""
+    """Each Razorpay event, stored once: the unique event id and the unique hash of the
+    signed body turn a redelivery into a no-op (the event id header is not signed, so a
+    replayed body under a new one is recognised by its hash). Not tenant-owned (the admin
+    reads it)."""
 
     id = models.BigAutoField(primary_key=True)
     event_id = models.CharField(max_length=100, unique=True)
+    # sha256 (hex) of the raw signed body; null on events stored before it was kept.
+    body_sha256 = models.CharField(max_length=64, null=True, blank=True, unique=True)
     event = models.CharField(max_length=64, db_index=True)
     created_at = models.DateTimeField(help_text="When Razorpay created the event.")
     received_at = models.DateTimeField(auto_now_add=True)
     razorpay_subscription_id = models.CharField(max_length=64, blank=True, db_index=True)
     outcome = models.CharField(max_length=16, choices=WebhookOutcome.choices)
+    # Why an event was ignored without effect when its values could not be used.
+    reason = models.CharField(max_length=200, blank=True)
     payload = models.JSONField()
 
     class Meta:

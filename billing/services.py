@@ -189,10 +189,14 @@ def apply_entity(subscription: Subscription, entity: dict) -> None:
 
 
 def timestamp(value) -> datetime | None:
-    """Razorpay's unix seconds as an aware datetime (None for anything else)."""
+    """Razorpay's unix seconds as an aware datetime (None for anything else, including NaN
+    and values beyond the years 1-9999 a datetime holds)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return datetime.fromtimestamp(value, tz=UTC)
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _lock(organization: Organization) -> None:
