@@ -307,9 +307,16 @@ class DomainClaimAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve the selected domain claims (matching Google sign-ins join)")
     def approve(self, request, queryset):
-        for claim in queryset:
-            services.domain_claim_approve(claim=claim, operator=request.user)
-        self.message_user(request, f"Approved {queryset.count()} domain claim(s).", messages.SUCCESS)
+        # Approving a claim deletes the other claims on its domain, selected ones included.
+        approved = 0
+        for claim in list(queryset):
+            try:
+                services.domain_claim_approve(claim=claim, operator=request.user)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                approved += 1
+        self.message_user(request, f"Approved {approved} domain claim(s).", messages.SUCCESS)
 
 
 # --- simplejwt's outstanding and blacklisted tokens: jti, user and dates only -------------

@@ -190,7 +190,9 @@ class DomainClaimQuerySet(TenantQuerySet):
 
 class DomainClaim(models.Model):
     """A Google Workspace domain an organization claims. It absorbs sign-ins only once an
-    operator approved it; one domain belongs to one organization."""
+    operator approved it. Several organizations may claim a domain (a squatter's pending
+    claim must not block its real owner), each once; at most one claim of a domain is
+    approved, and approving it deletes the others (accounts.services.domain_claim_approve)."""
 
     tenant_scope = TenantScope.ORGANIZATION
 
@@ -205,7 +207,10 @@ class DomainClaim(models.Model):
     objects = DomainClaimQuerySet.as_manager()
 
     class Meta:
-        constraints = [models.UniqueConstraint(Lower("domain"), name="domain_claim_unique_domain")]
+        constraints = [
+            models.UniqueConstraint("organization", Lower("domain"), name="domain_claim_unique_per_org"),
+            models.UniqueConstraint(Lower("domain"), condition=Q(approved=True), name="domain_claim_one_approved"),
+        ]
 
     def __str__(self):
         return f"{self.domain} ({'approved' if self.approved else 'pending'})"

@@ -1,5 +1,9 @@
 """Google Workspace domains: an organization claims a domain, an operator approves it, and
-verified Google sign-ins from that domain then join the organization."""
+verified Google sign-ins from that domain then join the organization.
+
+Several organizations may hold pending claims on one domain, so a squatter's claim never
+blocks the domain's real owner; an approved claim is the domain's only one (approving it
+deletes the others) and refuses new claims by other organizations."""
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -7,7 +11,7 @@ from django.utils import timezone
 from accounts.models import DomainClaim, Membership, Role, User, WorkspaceExclusion
 from accounts.services.roles import require_manager
 from raptorflow import audit
-from raptorflow.errors import Conflict, InvalidInput
+from raptorflow.errors import Conflict, InvalidInput, NotFound
 
 # Consumer mailboxes never match a claimed Workspace domain.
 CONSUMER_EMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
@@ -45,6 +49,9 @@ def domain_claim_create(*, actor: Membership, domain: str) -> DomainClaim:
     domain = domain.strip().lower().rstrip(".")
     if domain in CONSUMER_EMAIL_DOMAINS:
         raise InvalidInput({"domain": ["Consumer email domains cannot be claimed."]})
+    approved = DomainClaim.objects.filter(domain__iexact=domain, approved=True).exclude(organization=actor.organization)
+    if approved.exists():
+        raise Conflict("This domain is already claimed by an organization.", code="domain_claimed")
     try:
         with transaction.atomic():
             claim = DomainClaim.objects.create(organization=actor.organization, domain=domain)
@@ -56,7 +63,7 @@ def domain_claim_create(*, actor: Membership, domain: str) -> DomainClaim:
                 domain=domain,
             )
     except IntegrityError:
-        raise Conflict("This domain is already claimed by an organization.", code="domain_claimed") from None
+        raise Conflict("This organization already claimed this domain.", code="domain_claimed") from None
     return claim
 
 
@@ -77,10 +84,33 @@ def domain_claim_delete(*, actor: Membership, claim: DomainClaim) -> None:
 @transaction.atomic
 def domain_claim_approve(*, claim: DomainClaim, operator: User) -> DomainClaim:
     """An operator's approval (Django admin): from now on Google sign-ins from this
-    Workspace domain join the organization."""
-    claim = DomainClaim.objects.select_for_update().select_related("organization").get(pk=claim.pk)
+    Workspace domain join the organization. Every other claim on the domain (pending, or
+    an earlier approval the operator overrides) is deleted, audited as rejected."""
+    # Every claim of the domain locked in one order, so two approvals of competing claims
+    # run one after the other: the second finds its claim deleted.
+    claims = {
+        row.pk: row
+        for row in DomainClaim.objects.select_for_update()
+        .select_related("organization")
+        .filter(domain__iexact=claim.domain)
+        .order_by("pk")
+    }
+    if claim.pk not in claims:
+        raise NotFound(f"The claim on {claim.domain} no longer exists: another claim on it was approved.")
+    claim = claims.pop(claim.pk)
     if claim.approved:
         return claim
+    for other in claims.values():
+        audit.record(
+            "domain_claim.reject",
+            actor=operator,
+            organization=other.organization,
+            target=other,
+            domain=other.domain,
+            was_approved=other.approved,
+            approved_for=str(claim.organization_id),
+        )
+        other.delete()
     claim.approved, claim.approved_at, claim.approved_by = True, timezone.now(), operator
     claim.save(update_fields=["approved", "approved_at", "approved_by"])
     audit.record(

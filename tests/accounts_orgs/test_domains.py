@@ -35,8 +35,10 @@ def test_owner_or_admin_claims_a_domain_which_waits_for_approval(request, org, w
     assert AuditLog.objects.filter(action="domain_claim.create", organization_id=org.id).exists()
 
 
-def test_a_domain_belongs_to_one_organization(owner_client, outsider_client, outsider):
-    assert outsider_client.post(DOMAINS, {"domain": "acme.test"}, format="json").status_code == 201
+def test_an_approved_domain_belongs_to_one_organization(owner_client, outsider, org):
+    # A pending claim blocks nobody (tests/accounts_orgs/test_domain_claim_competition.py);
+    # an approved one refuses other organizations' claims.
+    approved_claim(outsider.default_organization)
 
     response = owner_client.post(DOMAINS, {"domain": "ACME.test"}, format="json")
 
