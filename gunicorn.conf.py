@@ -48,6 +48,8 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 errorlog = "-"
 access_log_format = "%(m)s %(U)s %(s)s %(B)s %(M)sms %({x-request-id}o)s"
+# Secrets in paths (an invitation's token in /api/invitations/<token>/accept) are redacted.
+logger_class = "raptorflow.logs.GunicornLogger"
 _production = (
     os.environ.get("APP_MODE", "").lower() == "prod" or os.environ.get("ENVIRONMENT", "").lower() == "production"
 )

@@ -5,7 +5,9 @@ background job) it belongs to. Nothing else of a LogRecord is copied: Django att
 request object to django.request records and its body, headers and query string stay out.
 Credentials that still reach a message or traceback (bearer tokens, JWTs, provider API
 keys) are masked as a last line of defence; the code itself never logs message content,
-prompts or tokens."""
+prompts or tokens. Paths that carry a secret (an invitation's one-time token in
+/api/invitations/<token>/accept) are logged with it redacted, in gunicorn's access lines
+(GunicornLogger, both formats) as in Django's own ("Not Found: <path>")."""
 
 import json
 import logging
@@ -15,7 +17,11 @@ from datetime import UTC, datetime
 
 from raptorflow.request_context import current_request_id
 
+# Path segments that are secrets themselves: /api/invitations/<token>/accept.
+_SECRET_PATH = re.compile(r"(/api/invitations/)[^/\s?#\"']+")
+
 _SECRET_PATTERNS = [
+    (_SECRET_PATH, r"\1[redacted]"),
     (re.compile(r"(?i)(bearer\s+)[^\s'\",]+"), r"\1[redacted]"),
     (re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), "[redacted-jwt]"),
     (re.compile(r"\b(sk-(?:proj-|or-v1-)?)[A-Za-z0-9_-]{12,}"), r"\1[redacted]"),
@@ -63,6 +69,29 @@ def _access_fields(atoms: Mapping) -> dict:
     if request_id and request_id != "-":
         fields["request_id"] = request_id
     return fields
+
+
+def redact_path(path: str) -> str:
+    """`path` (or a request line) with the secrets some paths carry replaced by [redacted]."""
+    return _SECRET_PATH.sub(r"\1[redacted]", path)
+
+
+try:
+    from gunicorn.glogging import Logger as _GunicornLogger
+except ImportError:  # pragma: no cover - gunicorn is only needed to serve
+    _GunicornLogger = object
+
+
+class GunicornLogger(_GunicornLogger):
+    """gunicorn's logger (gunicorn.conf.py's logger_class) with the secrets of paths
+    redacted from the access log's path and request line, whatever the format."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("U", "r"):
+            if isinstance(atoms.get(key), str):
+                atoms[key] = redact_path(atoms[key])
+        return atoms
 
 
 class PlainFormatter(logging.Formatter):
