@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from raptorflow.env import (
@@ -82,6 +83,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "raptorflow.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     # WhiteNoise: static files (docs, admin) answered here, before sessions, CORS and the API's.
     "raptorflow.middleware.StaticFilesMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -375,6 +378,29 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Content-Security-Policy (django-csp): what the HTML pages (/docs, /redoc, the admin) need and
+# nothing more; the JSON API loads nothing, so the same policy costs it nothing. Scripts only
+# from this origin, never inline (/docs is Swagger UI's split view, whose init script is a
+# file; /redoc has no inline script with empty REDOC_UI_SETTINGS). Styles allow
+# 'unsafe-inline': ReDoc injects its styles as <style> elements at run time
+# (styled-components) and the Swagger UI and ReDoc pages carry a small <style> block; CSS
+# cannot run code. ReDoc's page links Google's web fonts, and runs its search in a blob:
+# worker; Swagger UI's icons are data: images.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE, "https://fonts.googleapis.com"],
+        "font-src": [SELF, "https://fonts.gstatic.com"],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "worker-src": [SELF, "blob:"],
+        "form-action": [SELF],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "object-src": [NONE],
+    }
+}
 
 # --- Product ---------------------------------------------------------------------------
 AGENT_TYPES = env_list("AGENT_TYPES", ["strategy", "content", "research", "analytics", "general"])
