@@ -57,8 +57,13 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
 PRODUCTION_REQUIRED = ["DJANGO_SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEY", "DATABASE_URL", "ALLOWED_HOSTS"]
 
 
+# A variable that another one can stand in for: ENCRYPTION_KEYS (key rotation) carries the
+# encryption key as its first entry.
+_STANDS_IN_FOR = {"ENCRYPTION_KEY": "ENCRYPTION_KEYS"}
+
+
 def missing_in_production(names: list[str]) -> list[str]:
-    return [name for name in names if not env_str(name)]
+    return [name for name in names if not env_str(name) and not env_str(_STANDS_IN_FOR.get(name, ""))]
 
 
 def missing_configuration_message(missing: list[str]) -> str:

@@ -40,7 +40,9 @@ else:
     _secrets = local_secrets(BASE_DIR / ".data" / "secrets.json")
 SECRET_KEY = env_str("DJANGO_SECRET_KEY") or _secrets["DJANGO_SECRET_KEY"]
 JWT_SECRET_KEY = env_str("JWT_SECRET_KEY") or _secrets["JWT_SECRET_KEY"]
-ENCRYPTION_KEY = env_str("ENCRYPTION_KEY") or _secrets["ENCRYPTION_KEY"]
+ENCRYPTION_KEY = (
+    env_str("ENCRYPTION_KEY") or next(iter(env_list("ENCRYPTION_KEYS")), "") or _secrets["ENCRYPTION_KEY"]
+)
 # Key rotation (rag/crypto.py): newest first; when set, it wins over ENCRYPTION_KEY. The newest
 # encrypts, any decrypts; `manage.py rotate_encryption_keys` re-encrypts with the newest.
 ENCRYPTION_KEYS = env_list("ENCRYPTION_KEYS", [])

@@ -184,3 +184,13 @@ def test_env_example_is_valid_shell_that_exports_its_values():
     assert exported["DEFAULT_FROM_EMAIL"] == "RaptorFlow <no-reply@raptorflow.local>"
     assert exported["NUM_PROXIES"] == "0"
     assert exported["RATE_LIMIT_USER"] == "600/min"
+
+
+def test_production_starts_with_rotated_encryption_keys_in_place_of_encryption_key(db):
+    env = _production_env()
+    env["ENCRYPTION_KEY"] = ""
+    env["ENCRYPTION_KEYS"] = f"{secrets.token_urlsafe(32)},{secrets.token_urlsafe(32)}"
+
+    result = _manage("check", env_overrides=env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
