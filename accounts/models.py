@@ -8,7 +8,7 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Now
 from django.utils import timezone
 
 from raptorflow.tenancy import TenantQuerySet, TenantScope
@@ -56,7 +56,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     date_joined = models.DateTimeField(default=timezone.now)
     # Tokens issued before this never work again: moved on (de)activation.
-    tokens_valid_after = models.DateTimeField(default=next_whole_second, editable=False)
+    # db_default: rows written outside the ORM (bulk loads) are valid from their insertion.
+    tokens_valid_after = models.DateTimeField(default=next_whole_second, db_default=Now(), editable=False)
 
     objects = UserManager()
 
@@ -113,7 +114,8 @@ class Membership(models.Model):
     # Tokens for this organization issued before this never work again: set when the
     # membership is created (a removed member's old tokens stay dead after re-admission)
     # and moved on every role change.
-    tokens_valid_after = models.DateTimeField(default=next_whole_second, editable=False)
+    # db_default: rows written outside the ORM (bulk loads) are valid from their insertion.
+    tokens_valid_after = models.DateTimeField(default=next_whole_second, db_default=Now(), editable=False)
 
     objects = MembershipQuerySet.as_manager()
 

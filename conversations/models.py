@@ -98,7 +98,7 @@ class Message(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     # sha256 of the request that used idempotency_key: a retry must send the same request
     # (409 idempotency_key_reused otherwise). Empty on rows stored before it was recorded.
-    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = MessageQuerySet.as_manager()
