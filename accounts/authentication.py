@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 
 from accounts.models import Membership, Organization
 from accounts.selectors import active_membership
@@ -35,8 +35,12 @@ class TenantJWTAuthentication(BaseAuthentication):
 
     def authenticate(self, request):
         header = get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword:
+        if not header:
             return None
+        if header[0].lower() != self.keyword:
+            # `Token <jwt>`, `JWT <jwt>` or a bare token: say which scheme we want rather than
+            # the bare "not provided".
+            raise NotAuthenticated("The Authorization header must use the Bearer scheme: 'Bearer <access token>'.")
         if len(header) != 2:
             raise AuthenticationFailed("Authorization header must be 'Bearer <token>'.")
         try:

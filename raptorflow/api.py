@@ -18,7 +18,13 @@ The rules, and where they hold:
 - A view never names `<TenantModel>.objects`: tests/test_scoping_rules.py reads the views'
   source to hold that line. Reads that are not about one organization (the caller's own
   organizations, the plan catalogue) call their selector without `model`.
+- Query parameters the view's OpenAPI operation does not list are a 400 naming each, as
+  unknown body fields are (KnownQueryParametersOnly, a base of TenantAPIView and of the
+  public views' base): a mistyped `?conversation_idd=` must not silently widen a search.
 """
+
+import threading
+from functools import cache
 
 from django.shortcuts import get_object_or_404
 from rest_framework import generics, serializers
@@ -27,7 +33,79 @@ from raptorflow import audit
 from raptorflow.tenancy import scoped
 
 
-class TenantAPIView(generics.GenericAPIView):
+@cache
+def _endpoints() -> dict:
+    """(view class, method) -> (path, path_regex, callback), as the schema generator sees them."""
+    from drf_spectacular.generators import EndpointEnumerator
+
+    return {
+        (callback.cls, method): (path, path_regex, callback)
+        for path, path_regex, method, callback in EndpointEnumerator().get_api_endpoints()
+    }
+
+
+_accepted: dict[tuple[type, str], frozenset[str]] = {}
+# drf-spectacular is not thread-safe while it first loads its extensions (one thread can
+# see another's half-loaded class): one view's operation is generated at a time.
+_accepted_lock = threading.Lock()
+
+
+def accepted_query_parameters(view_class: type, method: str) -> frozenset[str]:
+    """The query parameters of the view's operation in the OpenAPI schema (its @extend_schema
+    parameters, filterset, pagination), computed once per view and method by the same
+    generator that serves /api/schema, so the check and the documentation cannot drift."""
+    key = (view_class, method)
+    if key not in _accepted:
+        with _accepted_lock:
+            if key not in _accepted:
+                _accepted[key] = _operation_query_parameters(view_class, method)
+    return _accepted[key]
+
+
+def _operation_query_parameters(view_class: type, method: str) -> frozenset[str]:
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.settings import spectacular_settings
+
+    endpoint = _endpoints().get((view_class, method))
+    if endpoint is None:
+        return frozenset()
+    path, path_regex, callback = endpoint
+    generator = SchemaGenerator()
+    view = generator.create_view(callback, method)
+    view.request = spectacular_settings.GET_MOCK_REQUEST(method, path, view, None)
+    operation = view.schema.get_operation(path, path_regex, "^/api", method, generator.registry) or {}
+    return frozenset(p["name"] for p in operation.get("parameters", []) if p["in"] == "query")
+
+
+class KnownQueryParametersOnly:
+    """Mixin for APIViews: before the handler runs, a query parameter that the view's
+    operation does not document is a 400 `validation_error` naming it. A view that must
+    take parameters it cannot list (an OAuth redirect target) sets
+    `refuse_unknown_query_parameters = False`."""
+
+    refuse_unknown_query_parameters = True
+
+    def initial(self, request, *args, **kwargs):
+        # First: before content negotiation, which would read DRF's `?format=` (not one of the
+        # API's parameters: a 400 like any other), and before authentication (the accepted
+        # parameters are public, in the schema).
+        self.refuse_unknown_query_parameters_of(request)
+        super().initial(request, *args, **kwargs)
+
+    def refuse_unknown_query_parameters_of(self, request):
+        # OPTIONS (CORS preflight, metadata) acts on no parameter; HEAD is GET's operation; a
+        # method the view has no handler for is DRF's 405.
+        if not self.refuse_unknown_query_parameters or not request.query_params or request.method == "OPTIONS":
+            return
+        if request.method.lower() not in self.http_method_names or not hasattr(self, request.method.lower()):
+            return
+        method = "GET" if request.method == "HEAD" else request.method
+        unknown = sorted(set(request.query_params) - accepted_query_parameters(type(self), method))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown query parameter."] for name in unknown})
+
+
+class TenantAPIView(KnownQueryParametersOnly, generics.GenericAPIView):
     """Base for every authenticated endpoint. Subclasses set `model` (a tenant-scoped
     model) and use `self.get_queryset()` / `self.get_object()` or `self.scoped(Other)`."""
 

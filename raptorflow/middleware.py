@@ -12,6 +12,7 @@ from django.core.handlers.wsgi import LimitedStream
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
+from django.urls import Resolver404, resolve
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from whitenoise.middleware import WhiteNoiseMiddleware
@@ -134,7 +135,7 @@ class JsonErrorsMiddleware:
         content_type = response.get("Content-Type", "")
         if content_type.startswith("application/json") or content_type.startswith("text/event-stream"):
             return response
-        return self._as_json(response)
+        return self._as_json(response, request)
 
     def process_exception(self, request, exception):
         if not _is_api_path(request.path):
@@ -164,11 +165,11 @@ class JsonErrorsMiddleware:
         return JsonResponse(error_body("server_error", message), status=500)
 
     @staticmethod
-    def _as_json(response):
+    def _as_json(response, request=None):
         status = response.status_code
         code, message = {
             400: ("bad_request", "Bad request."),
-            404: ("not_found", "Not found."),
+            404: ("not_found", _not_found_message(request)),
             405: ("method_not_allowed", "Method not allowed."),
             413: ("payload_too_large", "The request body is too large."),
         }.get(status, ("server_error" if status >= 500 else "error", response.reason_phrase or "Error."))
@@ -179,8 +180,22 @@ class JsonErrorsMiddleware:
         return json_response
 
 
+def _not_found_message(request) -> str:
+    """"Not found.", or for an API path with a trailing slash whose slash-less twin exists
+    (APPEND_SLASH is off: the API's paths have none), a pointer to that path."""
+    path = getattr(request, "path_info", "")
+    bare = path.rstrip("/")
+    if bare == path or not _is_api_path(bare):
+        return "Not found."
+    try:
+        resolve(bare, urlconf=getattr(request, "urlconf", None))
+    except Resolver404:
+        return "Not found."
+    return f"No such endpoint. Did you mean {request.path.rstrip('/')}?"
+
+
 def json_handler404(request, exception=None):
-    return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return JsonResponse(error_body("not_found", _not_found_message(request)), status=404)
 
 
 def json_handler500(request):

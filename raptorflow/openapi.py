@@ -3,7 +3,8 @@
 Every error leaves in one shape, built by raptorflow/errors.py. `AutoSchema` documents that
 shape for the statuses an operation answers by its very kind, so a client generated from the
 schema has a typed error for each of them:
-- 400 when it takes a body or query parameters (validation, malformed JSON);
+- 400 when it takes a body or query parameters (validation, malformed JSON), or refuses
+  unknown query parameters (raptorflow.api.KnownQueryParametersOnly: nearly all do);
 - 401 when it wants a bearer token;
 - 404 when its path names something (outside the caller's reach looks the same as missing);
 - 413 and 415 when it takes a body (size limit, JSON only);
@@ -102,8 +103,10 @@ class AutoSchema(SpectacularAutoSchema):
         takes_body = "requestBody" in operation
         has_query = any(parameter["in"] == "query" for parameter in operation.get("parameters", []))
         signed_in = any("bearerAuth" in requirement for requirement in operation.get("security", []))
+        # raptorflow.api.KnownQueryParametersOnly: an unknown query parameter is a 400 too.
+        refuses_query = getattr(self.view, "refuse_unknown_query_parameters", False)
         statuses = []
-        if takes_body or has_query:
+        if takes_body or has_query or refuses_query:
             statuses.append(400)
         if signed_in:
             statuses.append(401)

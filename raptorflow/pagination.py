@@ -1,10 +1,23 @@
 """Cursor pagination for every list: ?cursor=&page_size= (default 20, 1..100).
 
 An out-of-range or malformed page_size is a 400 naming the field, never silently clamped;
-a cursor that does not decode is a 400 too (DRF's default would be a 404)."""
+a cursor that does not decode is a 400 `invalid_cursor` too (DRF's default would be a 404),
+and so is one that decodes to a position the ordering field cannot hold (`p=abc` for a
+timestamp, `p=1e400` for an integer, a NUL): DRF would hand it to the database and fail
+with a 500."""
 
+import math
+from decimal import Decimal
+
+from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from rest_framework import pagination
 from rest_framework.exceptions import NotFound, ValidationError
+
+from raptorflow.errors import InvalidInput
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -50,10 +63,46 @@ class CursorPagination(pagination.CursorPagination):
         return parameters
 
     def paginate_queryset(self, queryset, request, view=None):
+        # decode_cursor checks the position against the ordering field of these rows.
+        self._queryset = queryset
         try:
             return super().paginate_queryset(queryset, request, view)
         except NotFound:
-            raise ValidationError({"cursor": ["Invalid cursor."]}) from None
+            raise InvalidInput({"cursor": ["Invalid cursor."]}, code="invalid_cursor") from None
+
+    def decode_cursor(self, request):
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            field = _ordering_field(self._queryset, self.ordering[0].lstrip("-"))
+            if not _holds(field, cursor.position):
+                raise NotFound(self.invalid_cursor_message)
+        return cursor
+
+
+def _ordering_field(queryset, name: str) -> models.Field:
+    try:
+        return queryset.model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return queryset.query.annotations[name].output_field
+
+
+def _holds(field: models.Field, position: str) -> bool:
+    """Whether a cursor position is a value `field` can hold, as the database will be asked
+    to compare it (DRF writes positions with str(), so timestamps carry their offset)."""
+    if "\x00" in position:
+        return False
+    try:
+        if isinstance(field, models.DateTimeField):
+            value = parse_datetime(position)
+            return value is not None and timezone.is_aware(value)
+        value = field.clean(position, None)  # its type, choices and range
+    except (DjangoValidationError, ValueError, TypeError, OverflowError):
+        return False
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return value is not None
 
 
 def paginator_with_ordering(*fields: str) -> type[CursorPagination]:

@@ -298,7 +298,8 @@ if NUM_PROXIES < 0:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.TenantJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser with bounded nesting and no lone surrogates (raptorflow/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["raptorflow.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "raptorflow.pagination.CursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -408,6 +409,8 @@ CONTENT_SECURITY_POLICY = {
 AGENT_TYPES = env_list("AGENT_TYPES", ["strategy", "content", "research", "analytics", "general"])
 MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 32000)
 METADATA_MAX_BYTES = 16 * 1024
+# Request bodies nested deeper than this many levels of arrays and objects are a 400.
+JSON_MAX_DEPTH = 64
 # Invitations to an organization are single-use and expire after this many days.
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
 

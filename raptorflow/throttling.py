@@ -183,7 +183,9 @@ class AuthAccountThrottle(FixedWindowThrottle):
         if not _is_auth_endpoint(request) or not isinstance(request.data, dict):
             return None
         raw = request.data.get("refresh") or request.data.get("token")
-        if not isinstance(raw, str) or len(raw) > 4096:
+        # A JWT is ASCII; anything else (a lone surrogate would make PyJWT's encode raise) is
+        # not one of ours, and the view refuses it.
+        if not isinstance(raw, str) or len(raw) > 4096 or not raw.isascii():
             return None
         try:
             claims = jwt.decode(

@@ -25,14 +25,14 @@ from accounts.serializers import (
 )
 from accounts.tokens import membership_of, mint_tokens, parse_access, parse_refresh, revoke_access, rotate_refresh
 from raptorflow import audit
-from raptorflow.api import TenantAPIView, validated
+from raptorflow.api import KnownQueryParametersOnly, TenantAPIView, validated
 from raptorflow.errors import DomainError
 from raptorflow.openapi import error_responses
 
 AUTH_TAG = ["auth"]
 
 
-class PublicAPIView(APIView):
+class PublicAPIView(KnownQueryParametersOnly, APIView):
     """Endpoints reachable without an access token."""
 
     authentication_classes: list = []
@@ -73,6 +73,9 @@ class GoogleLoginView(PublicAPIView):
 
 
 class GoogleCallbackView(PublicAPIView):
+    # Google's redirect adds parameters of its own (scope, authuser, prompt, hd, error, ...).
+    refuse_unknown_query_parameters = False
+
     @extend_schema(
         parameters=[
             OpenApiParameter("code", str, required=True, description="Google's authorization code."),

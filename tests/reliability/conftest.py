@@ -8,6 +8,7 @@ durations, each on a PostgreSQL of its own in a temporary directory (never the s
 embedded server); the long runs are `bench/soak.py` and `bench/reliability.py`.
 """
 
+import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -61,6 +62,17 @@ def in_process_wsgi(db):
 
 @pytest.fixture
 def api_data(in_process_wsgi, unconfigured_third_parties, owner, org, teammate) -> ApiData:
+    return _api_data(owner, org, teammate, embedded=True)
+
+
+@pytest.fixture
+def api_data_unembedded(in_process_wsgi, unconfigured_third_parties, owner, org, teammate) -> ApiData:
+    """api_data without computing a vector (a second of CPU each time): its embedding_id
+    names no row. For the tests that never get past validation."""
+    return _api_data(owner, org, teammate, embedded=False)
+
+
+def _api_data(owner, org, teammate, *, embedded: bool) -> ApiData:
     conversation = conversation_create(organization=org, owner=owner, title="Q4 launch plan", agent_type="strategy")
     messages = [
         message_create(conversation=conversation, role=role, content=content)[0]
@@ -70,7 +82,7 @@ def api_data(in_process_wsgi, unconfigured_third_parties, owner, org, teammate) 
             ("user", "Draft three subject lines for the holiday email campaign."),
         ]
     ]
-    embedding, _ = embedding_store(message=messages[0])
+    embedding_id = str(embedding_store(message=messages[0])[0].id) if embedded else str(uuid.uuid4())
     actor = Membership.objects.get(organization=org, user=owner)
     invitation = invitation_create(actor=actor, email="ivy@acme.test", role="member")
     claim = domain_claim_create(actor=actor, domain="acme.test")
@@ -78,7 +90,7 @@ def api_data(in_process_wsgi, unconfigured_third_parties, owner, org, teammate) 
         token=mint_tokens(owner, org)["access"],
         conversation_id=str(conversation.id),
         message_ids=[str(m.id) for m in messages],
-        embedding_id=str(embedding.id),
+        embedding_id=embedding_id,
         teammate_id=str(teammate.id),
         invitation_id=str(invitation.id),
         domain_claim_id=str(claim.id),
