@@ -35,8 +35,20 @@ from tests.reliability.operations import (
 
 pytestmark = pytest.mark.django_db
 
-JSON_OPERATIONS = json_operations()
+# The Razorpay webhook reads its raw, signed body itself (not through the API's JSON
+# parser); its odd payloads are tested signed in tests/billing/test_webhook_odd_payloads.py.
+JSON_OPERATIONS = [op for op in json_operations() if op.path != "/api/billing/webhook"]
 LIST_OPERATIONS = list_operations()
+# Lists for which the reliability fixture holds a single row: no next page to follow.
+SINGLE_ROW_LISTS = {
+    "/api/conversations",
+    "/api/conversations/search/by-title",
+    "/api/organizations",
+    "/api/organizations/current/domains",
+    "/api/organizations/current/invitations",
+    "/api/organizations/current/provider-keys",
+}
+MULTI_PAGE_LISTS = [op for op in LIST_OPERATIONS if op.path not in SINGLE_ROW_LISTS]
 CHECKED_OPERATIONS = [op for op in operations() if (op.method, op.path) not in UNCHECKED_QUERY]
 
 
@@ -66,8 +78,7 @@ def first_field(operation) -> str:
 def assert_refused(operation, response, *codes: str) -> dict:
     """A 400 in the error shape with one of `codes`; returns the error."""
     assert_no_server_error(operation, response)
-    if is_unconfigured_third_party(operation, response):
-        pytest.skip(f"{operation} refuses every request here: its third party is unconfigured")
+    assert not is_unconfigured_third_party(operation, response), f"{operation}: its third party is unconfigured here"
     assert response.status_code == 400, f"{operation}: {response.status_code} {response.content[:300]!r}"
     error = response.json()["error"]
     assert error["code"] in codes, error
@@ -296,13 +307,12 @@ def test_cursor_at_the_ends_of_time_or_of_integers_is_never_a_server_error(clien
         assert response.status_code in (200, 400), (position, response.status_code)
 
 
-@pytest.mark.parametrize("operation", LIST_OPERATIONS, ids=str)
-def test_next_cursor_of_every_list_still_works(client, api_data, operation):
+@pytest.mark.parametrize("operation", MULTI_PAGE_LISTS, ids=str)
+def test_next_cursor_of_a_list_still_works(client, api_data, operation):
     first = call(client, operation, api_data, query=[("page_size", "1")])
     assert first.status_code == 200, first.content
     next_url = first.json()["next"]
-    if next_url is None:
-        pytest.skip(f"{operation} has a single row here")
+    assert next_url is not None, f"{operation} has a single row here"
 
     response = client.get(next_url)
 
