@@ -98,7 +98,8 @@ def test_metrics_add_up_the_requests_of_every_worker(prod_server):
 def test_logs_are_json_lines_with_request_ids_and_no_credentials(prod_server):
     token = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoieCJ9.not-a-real-signature-123"
     status, _, _ = request(
-        prod_server.port, "GET", "/api/auth/me?q=secret-query-text",
+        # A query parameter the endpoint takes (an unknown one would be refused before auth).
+        prod_server.port, "GET", "/api/conversations/search/by-title?q=secret-query-text",
         headers={**HTTPS, "Authorization": f"Bearer {token}", "X-Request-ID": "prod-log-check-1"},
     )
     assert status == 401
@@ -110,6 +111,10 @@ def test_logs_are_json_lines_with_request_ids_and_no_credentials(prod_server):
     ours = [r for r in records if r.get("request_id") == "prod-log-check-1"]
     assert {r["logger"] for r in ours} >= {"django.request", "gunicorn.access"}
     access = next(r for r in ours if r["logger"] == "gunicorn.access")
-    assert (access["method"], access["path"], access["status_code"]) == ("GET", "/api/auth/me", 401)
+    assert (access["method"], access["path"], access["status_code"]) == (
+        "GET",
+        "/api/conversations/search/by-title",
+        401,
+    )
     assert token not in log
     assert "secret-query-text" not in log
