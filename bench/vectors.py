@@ -11,10 +11,16 @@ the local socket) and recall@10 against exact search, for
 - HNSW with iterative scans at several ef_search values,
 - exact search,
 - RaptorFlow's own plan (search.selectors.semantic_search, which chooses exact or HNSW).
+Then the selector's overhead, per scope, side by side for each query: the statements
+semantic_search runs timed inside the database (EXPLAIN ANALYZE planning + execution), the
+same statements with the same parameters from Python on a bare psycopg cursor, and
+semantic_search end to end (query vector given, no embedding); p50/p95 and the ratio
+selector / database (`--overhead-only` runs just this part).
 It also sweeps ef_search over the whole table (unscoped) and plots recall@10 against
 latency, scoped and unscoped, to docs/vector-recall-latency.png."""
 
 import argparse
+import json
 import sys
 import time
 import uuid
@@ -227,6 +233,110 @@ def app_plan(tenant: dict):
     return plan, run
 
 
+def _statements_of(call) -> list[tuple[str, list]]:
+    """The (sql, params) of every statement `call()` sends."""
+    from django.db import connection
+
+    seen = []
+
+    def record(execute, sql, params, many, context):
+        seen.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        call()
+    return seen
+
+
+def _database_ms(statements) -> float:
+    """Planning + execution time inside the server of `statements` run in order (the HNSW
+    settings ones as they are, the others under EXPLAIN ANALYZE)."""
+    from django.db import connection
+
+    total = 0.0
+    with connection.cursor() as cursor:
+        for sql, params in statements:
+            if "set_config" in sql:
+                cursor.execute(sql, params)
+                continue
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+            plan = cursor.fetchone()[0]
+            plan = plan[0] if isinstance(plan, list) else json.loads(plan)[0]
+            total += plan["Planning Time"] + plan["Execution Time"]
+    return total
+
+
+def _bare_ms(statements) -> float:
+    """The same statements from Python on a bare psycopg cursor, rows fetched."""
+    from django.db import connection
+
+    raw = connection.connection
+    started = time.perf_counter()
+    with raw.cursor() as cursor:
+        for sql, params in statements:
+            cursor.execute(sql, params)
+            if cursor.description is not None:
+                cursor.fetchall()
+    return (time.perf_counter() - started) * 1000
+
+
+def selector_overhead(label: str, queries, *, tenant: dict, conversation_ids=None) -> dict:
+    """semantic_search against the statements it runs, query by query, all three timed in
+    turn so that they share the machine's noise."""
+    from accounts.models import Organization, User
+    from search.selectors import choose_plan, semantic_search
+
+    user, organization = User.objects.get(id=tenant["owner"]), Organization.objects.get(id=tenant["organization"])
+    conversation_ids = conversation_ids or [None] * len(queries)
+    plan = choose_plan(user=user, organization=organization, model=MODEL, conversation_id=conversation_ids[0])
+    database, bare, selector, statement_counts = [], [], [], set()
+    for round_ in range(2):  # the first round warms caches and is not counted
+        for vector, conversation_id in zip(queries, conversation_ids, strict=True):
+            query_vector = vector.tolist()
+
+            def call(query_vector=query_vector, conversation_id=conversation_id):
+                return semantic_search(user=user, organization=organization, query_vector=query_vector, model=MODEL,
+                                       limit=10, conversation_id=conversation_id)
+
+            statements = _statements_of(call)
+            statement_counts.add(len(statements))
+            db_ms = _database_ms(statements)
+            bare_ms = _bare_ms(statements)
+            started = time.perf_counter()
+            call()
+            selector_ms = (time.perf_counter() - started) * 1000
+            if round_:
+                database.append(db_ms)
+                bare.append(bare_ms)
+                selector.append(selector_ms)
+    db, cur, sel = percentiles(database), percentiles(bare), percentiles(selector)
+    return {"scope": label, "plan": plan, "statements": "/".join(map(str, sorted(statement_counts))),
+            "db_p50_ms": round(db["p50_ms"], 2), "db_p95_ms": round(db["p95_ms"], 2),
+            "cursor_p50_ms": cur["p50_ms"], "cursor_p95_ms": cur["p95_ms"],
+            "selector_p50_ms": sel["p50_ms"], "selector_p95_ms": sel["p95_ms"],
+            "ratio_p50": round(sel["p50_ms"] / db["p50_ms"], 2), "ratio_p95": round(sel["p95_ms"] / db["p95_ms"], 2),
+            "overhead_p50_ms": round(sel["p50_ms"] - db["p50_ms"], 2),
+            "within_target_p50": sel["p50_ms"] <= 1.2 * db["p50_ms"] + 1.0}
+
+
+def overhead_rows(data: dict, queries, rows: int) -> list[dict]:
+    out = []
+    for label, share in SCOPES:
+        tenant = next(t for t in data["tenants"] if t["size"] == max(1, int(rows * share)))
+        out.append(selector_overhead(f"user with {label} ({tenant['size']:,} rows)", queries, tenant=tenant))
+    tenant = max(data["tenants"], key=lambda t: t["size"])
+    conversations = (tenant["conversations"] * len(queries))[: len(queries)]
+    out.append(selector_overhead(f"one conversation ({MESSAGES_PER_CONVERSATION} rows)", queries, tenant=tenant,
+                                 conversation_ids=conversations))
+    print_table(f"Selector overhead over {rows:,} vectors ({len(queries)} queries per row; ms)", out,
+                ["scope", "plan", "statements", "db_p50_ms", "db_p95_ms", "cursor_p50_ms", "cursor_p95_ms",
+                 "selector_p50_ms", "selector_p95_ms", "ratio_p50", "ratio_p95", "within_target_p50"])
+    write_results(f"vectors_{rows}_selector", {"rows": rows, "queries": len(queries),
+                                                "target": "selector p50 <= 1.2 x database p50 + 1 ms",
+                                                "results": out})
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -234,6 +344,8 @@ def main():
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--reuse", action="store_true", help="reuse the data and index of a previous run")
     parser.add_argument("--load-only", action="store_true", help="load the data and build the index, then stop")
+    parser.add_argument("--overhead-only", action="store_true",
+                        help="measure only the selector against the statements it runs")
     args = parser.parse_args()
 
     database = f"raptorflow_bench_vectors_{args.rows}"
@@ -265,6 +377,9 @@ def main():
 
     rng = np.random.default_rng(args.seed + 1)
     queries = clustered(rng, data["centers"], args.queries).astype(np.float32)
+    if args.overhead_only:
+        overhead_rows(data, queries, args.rows)
+        return
     rows_out, sweep, planner = [], [], []
 
     for label, share in SCOPES:
@@ -311,14 +426,13 @@ def main():
     print_table(f"Top-10 vector search over {args.rows:,} vectors ({args.queries} queries per row)", rows_out,
                 ["scope", "plan", "p50_ms", "p95_ms", "recall_at_10", "fewest_rows"])
     plot(sweep, planner, args.rows)
+    overhead = overhead_rows(data, queries, args.rows)
     if build_seconds is None:
-        import json
-
         build_file = ROOT / "bench" / "results" / f"vectors_{args.rows}_build.json"
         build_seconds = json.loads(build_file.read_text())["index_build_seconds"] if build_file.exists() else None
     write_results(f"vectors_{args.rows}", {"rows": args.rows, "organizations": ORGS, "dimensions": DIMS,
                                              "index_build_seconds": build_seconds, "results": rows_out,
-                                             "ef_sweep": sweep})
+                                             "ef_sweep": sweep, "selector_overhead": overhead})
 
 
 def _tenants_from_db() -> list[dict]:

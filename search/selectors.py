@@ -31,20 +31,30 @@ return nothing for a mid-sized tenant):
 The exact plan orders by `embedding <=> q`, which no index matches, so the planner cannot
 pick the HNSW index for it; the HNSW plan orders by `embedding::vector(<dims>) <=> q`, the
 expression the per-model partial index is built on (search.vector_index).
+
+Round trips (search_statement): the plan decision is not a query of its own. One statement
+counts the caller's vectors (up to SEARCH_EXACT_MAX_ROWS + 1), ranks them exactly only when
+that count allows it, and joins the k winners to their messages by primary key; for most
+callers that is the whole search. Above the threshold, the HNSW settings are set with
+set_config() before the HNSW statement and reset after it (two statements, no transaction).
+The SQL is compiled by the ORM (through scoped()) once per shape and reused.
 """
 
+import functools
 import re
 import time
+from array import array
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Count, F, Max, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 from pgvector.django import CosineDistance, VectorField
 
@@ -119,7 +129,9 @@ def embeddings_visible_to(*, user, organization, model: str, conversation_id=Non
 
 
 def choose_plan(*, user, organization, model: str, conversation_id=None, using=DEFAULT_DB_ALIAS) -> str:
-    """Exact for one conversation and for callers with few vectors; HNSW above that."""
+    """Exact for one conversation and for callers with few vectors; HNSW above that.
+    (semantic_search decides the same inside its own statement; this is for callers that
+    want to know the plan beforehand.)"""
     if conversation_id is not None:
         return PLAN_EXACT
     threshold = settings.SEARCH_EXACT_MAX_ROWS
@@ -135,78 +147,286 @@ def hnsw_order_expression(dimensions: int) -> Cast:
     return Cast("embedding", VectorField(dimensions=dimensions))
 
 
-def _hits(rows: Iterable[dict], *, user, organization, using: str) -> list[SearchHit]:
-    """SearchHits for ranked embedding rows. The messages are read afterwards, by id, for
-    the k winners only: joining them before the ranking made PostgreSQL hash-join the
-    whole message table for every search."""
-    rows = list(rows)
-    messages = {
-        message["id"]: message
-        for message in scoped(Message, user=user, organization=organization)
-        .using(using)
-        .filter(id__in=[row["message_id"] for row in rows])
-        .values("id", "role", "content", "created_at")
-    }
-    return [
-        SearchHit(
-            message_id=row["message_id"],
-            conversation_id=row["conversation_id"],
-            role=message["role"],
-            content=message["content"],
-            similarity=similarity_from_distance(row["distance"]),
-            created_at=message["created_at"],
-        )
-        for row in rows
-        # A message deleted between the two reads is simply not a result.
-        if (message := messages.get(row["message_id"])) is not None
-    ]
+def _hit(row: Sequence) -> SearchHit:
+    message_id, conversation_id, distance, role, content, created_at = row
+    return SearchHit(
+        message_id=message_id,
+        conversation_id=conversation_id,
+        role=role,
+        content=content,
+        similarity=similarity_from_distance(distance),
+        created_at=created_at,
+    )
 
 
 _RANK_FIELDS = ("message_id", "conversation_id", "distance")
+_HIT_COLUMNS = "ranked.message_id, ranked.conversation_id, ranked.distance, m.role, m.content, m.created_at"
 
 
-def _exact(queryset: QuerySet, query_vector: Sequence[float], limit: int) -> list[dict]:
-    ranked = queryset.annotate(distance=CosineDistance("embedding", list(query_vector))).order_by(
-        "distance", "message_id"
+def _sql(queryset: QuerySet) -> tuple[str, tuple]:
+    return queryset.query.get_compiler(using=queryset.db).as_sql()
+
+
+def search_statement(
+    *,
+    user,
+    organization,
+    query_vector: Sequence[float],
+    model: str,
+    limit: int,
+    conversation_id=None,
+    exclude_message_ids: Sequence = (),
+    plan: str | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+    message_ids: Sequence | None = None,
+) -> tuple[str, list]:
+    """The one statement a search runs: the caller's vectors ranked (exact, or through the
+    model's HNSW index), joined to their messages for the winners only.
+
+    With `plan` None the plan decision is part of the statement: it counts the caller's
+    vectors (stopping at SEARCH_EXACT_MAX_ROWS + 1) and ranks exactly only when they are
+    few; the first column is then that count (NULL hit columns when the caller has more,
+    and semantic_search goes on with the HNSW plan). The ranking is a MATERIALIZED CTE with
+    its LIMIT, so the messages are read by primary key for the k winners only (joining them
+    before the ranking made PostgreSQL hash-join the whole message table). Both sides go
+    through raptorflow.tenancy.scoped(). `message_ids` restricts the ranking to those messages.
+
+    The SQL is compiled by the ORM once per shape (plan, scope, dimensions, limit, number of
+    ids) and kept: compiling it took longer than running it for most callers. Every value
+    is a parameter, filled in per call."""
+    exclude_message_ids = list(exclude_message_ids)
+    sql, slots = _statement_template(
+        using=using,
+        plan=plan,
+        dimensions=len(query_vector),
+        limit=limit,
+        in_conversation=conversation_id is not None,
+        excluded=len(exclude_message_ids),
+        only=None if message_ids is None else len(message_ids),
+        threshold=settings.SEARCH_EXACT_MAX_ROWS,
     )
-    return list(ranked.values(*_RANK_FIELDS)[:limit])
+    values = {
+        "organization": _uuid(organization),
+        "owner": _uuid(user),
+        "model": model,
+        "vector": _vector_text(query_vector),
+        "conversation": None if conversation_id is None else _uuid(conversation_id),
+        **{("exclude", index): _uuid(value) for index, value in enumerate(exclude_message_ids)},
+        **{("only", index): _uuid(value) for index, value in enumerate(message_ids or ())},
+    }
+    return sql, [values[slot.name] if isinstance(slot, _Slot) else slot for slot in slots]
 
 
-@contextmanager
-def _hnsw_scan_settings(alias: str, *, ef_search: int):
-    """Iterative, wider HNSW scans for the statements run inside. SET LOCAL ends with the
-    transaction; when the caller's own transaction goes on afterwards, the settings are
-    reset so its later queries are planned normally."""
-    connection = connections[alias]
-    outer = connection.in_atomic_block
-    with transaction.atomic(using=alias), connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(settings.SEARCH_HNSW_MAX_SCAN_TUPLES)}")
-        # The plan is chosen here, not by the planner: the HNSW index scan is the only way to
-        # get rows in distance order without a sort, so ruling sorts out makes it take the index.
-        cursor.execute("SET LOCAL enable_sort = off")
-        yield
-        if outer:
-            for name in _HNSW_SETTINGS:
-                cursor.execute(f"RESET {name}")
+def _vector_text(vector: Sequence[float]) -> str:
+    """pgvector's text for `vector`, the same as pgvector.Vector(vector).to_text() (each value
+    rounded to float32 and printed by Python), built in C loops: 40 % faster."""
+    return "[" + ",".join(map(str, array("f", vector).tolist())) + "]"
+
+
+def _uuid(value) -> UUID:
+    """A primary key as the ORM would bind it: from an instance, a UUID or its text."""
+    value = getattr(value, "pk", value)
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where a per-call value goes in a compiled statement's parameters."""
+
+    name: object
+
+
+@functools.lru_cache(maxsize=256)
+def _statement_template(
+    *,
+    using: str,
+    plan: str | None,
+    dimensions: int,
+    limit: int,
+    in_conversation: bool,
+    excluded: int,
+    only: int | None,
+    threshold: int,
+) -> tuple[str, tuple]:
+    """The statement compiled with a unique stand-in for each per-call value; its
+    parameters list the stand-ins as _Slots."""
+    stand_ins = {
+        "organization": uuid4(),
+        "owner": uuid4(),
+        "model": f"model-{uuid4()}",
+        "conversation": uuid4() if in_conversation else None,
+        **{("exclude", index): uuid4() for index in range(excluded)},
+        **{("only", index): uuid4() for index in range(only or 0)},
+    }
+    vector = [float(index + 1) for index in range(dimensions)]
+    stand_ins["vector"] = _vector_text(vector)
+    sql, params = _compile_statement(
+        user=stand_ins["owner"],
+        organization=stand_ins["organization"],
+        query_vector=vector,
+        model=stand_ins["model"],
+        limit=limit,
+        conversation_id=stand_ins["conversation"],
+        exclude_message_ids=[stand_ins["exclude", index] for index in range(excluded)],
+        plan=plan,
+        using=using,
+        message_ids=None if only is None else [stand_ins["only", index] for index in range(only)],
+        threshold=threshold,
+    )
+    names = {value: name for name, value in stand_ins.items() if value is not None}
+    return sql, tuple(_Slot(names[param]) if _hashable(param) and param in names else param for param in params)
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _compile_statement(
+    *,
+    user,
+    organization,
+    query_vector: Sequence[float],
+    model: str,
+    limit: int,
+    conversation_id,
+    exclude_message_ids: Sequence,
+    plan: str | None,
+    using: str,
+    message_ids: Sequence | None,
+    threshold: int,
+) -> tuple[str, list]:
+    """search_statement's SQL and parameters, compiled by the ORM for these values."""
+    queryset = embeddings_visible_to(
+        user=user, organization=organization, model=model, conversation_id=conversation_id, using=using
+    )
+    if message_ids is not None:
+        queryset = queryset.filter(message_id__in=message_ids)
+    if exclude_message_ids:
+        queryset = queryset.exclude(message_id__in=exclude_message_ids)
+    if plan == PLAN_HNSW:
+        # relaxed_order may return rows slightly out of order: take a few more than asked,
+        # ordered by the distance alone (what the index scan delivers); semantic_search
+        # re-sorts them by their exact distance.
+        order, ordering, candidates = hnsw_order_expression(len(query_vector)), ("distance",), max(limit * 2, 40)
+    else:
+        order, ordering, candidates = "embedding", ("distance", "message_id"), limit
+    ranked_sql, ranked_params = _sql(
+        queryset.annotate(distance=CosineDistance(order, list(query_vector)))
+        .order_by(*ordering)
+        .values(*_RANK_FIELDS)[:candidates]
+    )
+    # LATERAL with LIMIT 1 (the id is the primary key): one index probe per winner, never a
+    # join over all of the caller's messages.
+    messages_sql, messages_params = _sql(
+        scoped(Message, user=user, organization=organization)
+        .using(using)
+        .filter(id=RawSQL("ranked.message_id", ()))
+        .values("role", "content", "created_at")[:1]
+    )
+    # The pieces are SQL compiled by the ORM; every value is a parameter.
+    hits = f"SELECT {_HIT_COLUMNS} FROM ranked CROSS JOIN LATERAL ({messages_sql}) m"  # noqa: S608
+    if plan == PLAN_HNSW:
+        # No ORDER BY here: PostgreSQL takes the CTE's rows as already sorted by distance (they
+        # are only nearly so) and would stop reading them at the LIMIT. semantic_search sorts.
+        return f"WITH ranked AS MATERIALIZED ({ranked_sql}) {hits}", [*ranked_params, *messages_params]
+    hits += " ORDER BY ranked.distance, ranked.message_id LIMIT %s"
+    if plan == PLAN_EXACT:
+        return f"WITH ranked AS MATERIALIZED ({ranked_sql}) {hits}", [*ranked_params, *messages_params, limit]
+    held_sql, held_params = _sql(
+        embeddings_visible_to(user=user, organization=organization, model=model, using=using).values("pk")[
+            : threshold + 1
+        ]
+    )
+    # When the count says HNSW, the ranking's one-time filter is false and its scan never runs.
+    sql = (
+        f"WITH held AS (SELECT count(*) AS n FROM ({held_sql}) h), "  # noqa: S608
+        f"ranked AS MATERIALIZED (SELECT * FROM ({ranked_sql}) r WHERE (SELECT n FROM held) <= %s) "
+        f"SELECT held.n, hit.* FROM held LEFT JOIN ({hits}) hit ON true ORDER BY hit.distance, hit.message_id"
+    )
+    return sql, [*held_params, *ranked_params, threshold, *messages_params, limit]
 
 
 _HNSW_SETTINGS = ("hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples", "enable_sort")
 
 
-def _hnsw(queryset: QuerySet, query_vector: Sequence[float], limit: int) -> list[dict]:
-    dimensions = len(query_vector)
-    # relaxed_order may return rows slightly out of order: take a few more than asked and
-    # re-sort them by their exact distance.
-    candidates = max(limit * 2, 40)
-    ranked = queryset.annotate(distance=CosineDistance(hnsw_order_expression(dimensions), list(query_vector))).order_by(
-        "distance"
+@contextmanager
+def _hnsw_scan_settings(cursor, *, ef_search: int):
+    """Iterative, wider HNSW scans for the statement run inside, set in one statement and
+    reset (to the session's values) in one more, with no transaction of their own. When
+    the statement fails inside the caller's transaction, that transaction's rollback undoes
+    the settings (SET is transactional)."""
+    values = (str(int(ef_search)), "relaxed_order", str(int(settings.SEARCH_HNSW_MAX_SCAN_TUPLES)), "off")
+    cursor.execute(
+        "SELECT " + ", ".join("set_config(%s, %s, false)" for _ in _HNSW_SETTINGS),
+        [item for pair in zip(_HNSW_SETTINGS, values, strict=True) for item in pair],
     )
-    with _hnsw_scan_settings(queryset.db, ef_search=max(settings.SEARCH_HNSW_EF_SEARCH, candidates)):
-        rows = list(ranked.values(*_RANK_FIELDS)[:candidates])
-    rows.sort(key=lambda row: (row["distance"], row["message_id"]))
-    return rows[:limit]
+    try:
+        yield
+    except Exception:
+        if not cursor.db.in_atomic_block:
+            _reset_settings(cursor)
+        raise
+    _reset_settings(cursor)
+
+
+def _reset_settings(cursor) -> None:
+    cursor.execute(
+        "SELECT set_config(name, reset_val, false) FROM pg_settings WHERE name = ANY(%s)", [list(_HNSW_SETTINGS)]
+    )
+
+
+def _semantic_search(
+    *,
+    user,
+    organization,
+    query_vector: Sequence[float],
+    model: str,
+    limit: int,
+    conversation_id=None,
+    min_similarity: float | None = None,
+    exclude_message_ids: Iterable = (),
+    plan: str | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+    message_ids: Sequence | None = None,
+) -> tuple[list[SearchHit], str]:
+    common = {
+        "user": user,
+        "organization": organization,
+        "query_vector": query_vector,
+        "model": model,
+        "limit": limit,
+        "conversation_id": conversation_id,
+        "exclude_message_ids": list(exclude_message_ids),
+        "using": using,
+        "message_ids": message_ids,
+    }
+    if conversation_id is not None or message_ids is not None:
+        plan = PLAN_EXACT
+    rows = None
+    with connections[using].cursor() as cursor:
+        if plan is None:
+            cursor.execute(*search_statement(**common))
+            rows = cursor.fetchall()
+            if rows[0][0] <= settings.SEARCH_EXACT_MAX_ROWS:
+                plan = PLAN_EXACT
+                rows = [row[1:] for row in rows if row[1] is not None]
+            else:
+                plan = PLAN_HNSW
+        if plan == PLAN_HNSW:
+            with _hnsw_scan_settings(cursor, ef_search=max(settings.SEARCH_HNSW_EF_SEARCH, limit * 2, 40)):
+                cursor.execute(*search_statement(**common, plan=PLAN_HNSW))
+                rows = sorted(cursor.fetchall(), key=lambda row: (row[2], row[0]))[:limit]
+        elif plan == PLAN_EXACT and rows is None:
+            cursor.execute(*search_statement(**common, plan=PLAN_EXACT))
+            rows = cursor.fetchall()
+    hits = [_hit(row) for row in rows]
+    if min_similarity is not None:
+        hits = [hit for hit in hits if hit.similarity >= min_similarity]
+    return hits, plan
 
 
 def semantic_search(
@@ -223,21 +443,26 @@ def semantic_search(
     using: str = DEFAULT_DB_ALIAS,
 ) -> list[SearchHit]:
     """The caller's `limit` messages nearest to `query_vector` among vectors of `model`,
-    best first. `plan` forces exact/hnsw (for tests and benchmarks); default: choose_plan().
-    `using`: the database alias (raptorflow.db_router.replica_alias() for lag-tolerant reads)."""
-    queryset = embeddings_visible_to(
-        user=user, organization=organization, model=model, conversation_id=conversation_id, using=using
+    best first. `plan` forces exact/hnsw (for tests and benchmarks); default: chosen as
+    choose_plan() would, inside the search statement itself.
+    `using`: the database alias (raptorflow.db_router.replica_alias() for lag-tolerant reads).
+
+    Statements per call: one (search_statement: plan decision, ranking and the winners'
+    messages) for conversation scope and for callers at most SEARCH_EXACT_MAX_ROWS vectors;
+    for larger callers the HNSW plan adds three: the scan settings (set_config), the HNSW
+    ranking with the messages, and the settings' reset."""
+    hits, _ = _semantic_search(
+        user=user,
+        organization=organization,
+        query_vector=query_vector,
+        model=model,
+        limit=limit,
+        conversation_id=conversation_id,
+        min_similarity=min_similarity,
+        exclude_message_ids=exclude_message_ids,
+        plan=plan,
+        using=using,
     )
-    exclude_message_ids = list(exclude_message_ids)
-    if exclude_message_ids:
-        queryset = queryset.exclude(message_id__in=exclude_message_ids)
-    plan = plan or choose_plan(
-        user=user, organization=organization, model=model, conversation_id=conversation_id, using=using
-    )
-    rows = (_hnsw if plan == PLAN_HNSW else _exact)(queryset, query_vector, limit)
-    hits = _hits(rows, user=user, organization=organization, using=using)
-    if min_similarity is not None:
-        hits = [hit for hit in hits if hit.similarity >= min_similarity]
     return hits
 
 
@@ -286,7 +511,7 @@ def _full_text_ranked(
     return list(ranked.values_list("id", flat=True)[:limit])
 
 
-def hybrid_search(
+def _hybrid_search(
     *,
     user,
     organization,
@@ -298,13 +523,10 @@ def hybrid_search(
     min_similarity: float | None = None,
     exclude_message_ids: Iterable = (),
     using: str = DEFAULT_DB_ALIAS,
-) -> list[SearchHit]:
-    """Vector and full-text (Postgres tsvector, English) results fused by reciprocal rank
-    fusion. `similarity` is still the cosine similarity of each hit; min_similarity
-    filters on it after fusion."""
+) -> tuple[list[SearchHit], str]:
     exclude_message_ids = list(exclude_message_ids)
     candidates = max(limit * 3, 30)
-    vector_hits = semantic_search(
+    vector_hits, plan = _semantic_search(
         user=user,
         organization=organization,
         query_vector=query_vector,
@@ -332,16 +554,53 @@ def hybrid_search(
     hits = {hit.message_id: hit for hit in vector_hits}
     missing = [message_id for message_id in text_ids if message_id not in hits]
     if missing:
-        queryset = embeddings_visible_to(
-            user=user, organization=organization, model=model, conversation_id=conversation_id, using=using
-        ).filter(message_id__in=missing)
-        extra = _hits(_exact(queryset, query_vector, len(missing)), user=user, organization=organization, using=using)
+        extra, _ = _semantic_search(
+            user=user,
+            organization=organization,
+            query_vector=query_vector,
+            model=model,
+            limit=len(missing),
+            conversation_id=conversation_id,
+            message_ids=missing,
+            using=using,
+        )
         hits.update({hit.message_id: hit for hit in extra})
 
     fused = sorted(hits.values(), key=lambda hit: (-scores.get(hit.message_id, 0.0), -hit.similarity))
     if min_similarity is not None:
         fused = [hit for hit in fused if hit.similarity >= min_similarity]
-    return fused[:limit]
+    return fused[:limit], plan
+
+
+def hybrid_search(
+    *,
+    user,
+    organization,
+    query: str,
+    query_vector: Sequence[float],
+    model: str,
+    limit: int,
+    conversation_id=None,
+    min_similarity: float | None = None,
+    exclude_message_ids: Iterable = (),
+    using: str = DEFAULT_DB_ALIAS,
+) -> list[SearchHit]:
+    """Vector and full-text (Postgres tsvector, English) results fused by reciprocal rank
+    fusion. `similarity` is still the cosine similarity of each hit; min_similarity
+    filters on it after fusion."""
+    hits, _ = _hybrid_search(
+        user=user,
+        organization=organization,
+        query=query,
+        query_vector=query_vector,
+        model=model,
+        limit=limit,
+        conversation_id=conversation_id,
+        min_similarity=min_similarity,
+        exclude_message_ids=exclude_message_ids,
+        using=using,
+    )
+    return hits
 
 
 def search_messages(
@@ -374,14 +633,7 @@ def search_messages(
         "exclude_message_ids": exclude_message_ids,
         "using": replica_alias(),
     }
-    plan = choose_plan(
-        user=user,
-        organization=organization,
-        model=provider.model,
-        conversation_id=conversation_id,
-        using=common["using"],
-    )
-    hits = hybrid_search(query=query, **common) if mode == MODE_HYBRID else semantic_search(plan=plan, **common)
+    hits, plan = _hybrid_search(query=query, **common) if mode == MODE_HYBRID else _semantic_search(**common)
     metrics.observe_search(mode=mode, seconds=time.perf_counter() - started, results=len(hits))
     return SearchResults(hits=hits, model=provider.model, mode=mode, plan=plan)
 

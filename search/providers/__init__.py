@@ -19,6 +19,7 @@ NotConfigured (503) or UpstreamBadResponse (502).
 
 import re
 import threading
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -33,6 +34,7 @@ __all__ = [
     "PROVIDERS",
     "active_spec",
     "configured_spec",
+    "forget_active_spec",
     "get_embedding_provider",
     "spec_for_model",
 ]
@@ -91,14 +93,70 @@ def configured_spec() -> EmbeddingSpec:
     return _spec(provider, settings.EMBEDDING_MODEL or None, settings.EMBEDDING_DIMENSIONS or None)
 
 
+# How long a process trusts the active model it read: every search and RAG turn asks for it,
+# a reindex changes it once. This process's own writes are seen at once (signals below);
+# another process's switch (manage.py reindex_embeddings) within this many seconds.
+ACTIVE_SPEC_TTL_SECONDS = 5.0
+
+# (expires at, spec) or None; replaced whole, so threads never see half of it.
+_active: tuple[float, EmbeddingSpec] | None = None
+
+
 def active_spec() -> EmbeddingSpec:
-    """The model search serves: the one reindex_embeddings switched to, else the configured one."""
+    """The model search serves: the one reindex_embeddings switched to, else the configured one.
+    Kept per process for ACTIVE_SPEC_TTL_SECONDS; read inside a transaction, it is not kept
+    (the transaction may have switched the model itself and still roll back)."""
+    global _active
+    from django.db import connection
+
     from search.models import ActiveEmbeddingModel
 
+    cached = _active
+    if cached is not None and time.monotonic() < cached[0]:
+        return cached[1]
     row = ActiveEmbeddingModel.objects.filter(pk=1).first()
     if row is None:
-        return configured_spec()
-    return EmbeddingSpec(provider=row.provider, model=row.model, dimensions=row.dimensions)
+        spec = configured_spec()
+    else:
+        spec = EmbeddingSpec(provider=row.provider, model=row.model, dimensions=row.dimensions)
+    if not connection.in_atomic_block:
+        _active = (time.monotonic() + ACTIVE_SPEC_TTL_SECONDS, spec)
+    return spec
+
+
+def forget_active_spec(**_) -> None:
+    """Drops the kept active model: the next active_spec() reads it again."""
+    global _active
+    _active = None
+
+
+def _active_model_written(**_) -> None:
+    from django.db import transaction
+
+    forget_active_spec()
+    # A reader between the write and its commit may have kept the old row.
+    transaction.on_commit(forget_active_spec)
+
+
+def _setting_changed(*, setting, **_) -> None:
+    if setting.startswith("EMBEDDING_"):
+        forget_active_spec()
+
+
+def _connect_invalidation() -> None:
+    from django.core.signals import setting_changed
+    from django.db.models.signals import post_delete, post_save
+
+    from search.models import ActiveEmbeddingModel
+
+    # Cache upkeep only, not behaviour: whoever writes the row (reindex_embeddings through
+    # search.services, the admin, a test) makes this process read it again.
+    post_save.connect(_active_model_written, sender=ActiveEmbeddingModel, dispatch_uid="active_spec_saved")
+    post_delete.connect(_active_model_written, sender=ActiveEmbeddingModel, dispatch_uid="active_spec_deleted")
+    setting_changed.connect(_setting_changed, dispatch_uid="active_spec_settings")
+
+
+_connect_invalidation()
 
 
 _INFERRED_PROVIDERS = [

@@ -178,12 +178,13 @@ def _search(tenant, query, **kwargs):
 
 
 def _explain(tenant, query, **kwargs) -> str:
-    """EXPLAIN of the vector query the selector actually ran, under the same SET LOCALs."""
+    """EXPLAIN of the vector query whose rows the selector returned (the last one it ran),
+    under the same HNSW settings (undone by the rollback)."""
     with CaptureQueriesContext(connection) as captured:
         _search(tenant, query, **kwargs)
     statements = [q["sql"] for q in captured.captured_queries]
-    settings_sql = [sql for sql in statements if sql.startswith("SET LOCAL")]
-    (search_sql,) = [sql for sql in statements if "<=>" in sql]
+    settings_sql = [sql for sql in statements if sql.startswith("SELECT set_config('")]
+    search_sql = [sql for sql in statements if "<=>" in sql][-1]
     with transaction.atomic(), connection.cursor() as cursor:
         for sql in settings_sql:
             cursor.execute(sql)
