@@ -13,8 +13,9 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 
 from accounts.models import Membership, Organization
-from accounts.selectors import active_membership
-from accounts.tokens import FAMILY_CLAIM, ORG_CLAIM, parse_access
+from accounts.selectors import active_memberships
+from accounts.tokens import FAMILY_CLAIM, ORG_CLAIM, is_access_revoked, parse_access
+from raptorflow.throttling import first_counting_user_hit
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,16 @@ class TenantJWTAuthentication(BaseAuthentication):
             user_id, org_id = uuid.UUID(str(user_id)), uuid.UUID(str(org_id))
         except ValueError:
             raise AuthenticationFailed("Access token is missing its user or organization.") from None
-        membership = active_membership(user_id, org_id, issued_at=token.get("iat"), family_id=token.get(FAMILY_CLAIM))
+        # One statement: membership, user active, valid-after times, sign-in family, the
+        # revoked access jti (a logout) — and, on the database cache, the per-user rate
+        # limit's count of this request, taken only if all of those hold.
+        memberships = active_memberships(
+            user_id, org_id, issued_at=token.get("iat"), family_id=token.get(FAMILY_CLAIM), access_jti=token["jti"]
+        )
+        membership = first_counting_user_hit(request, user_id, memberships) if memberships is not None else None
         if membership is None:
+            if is_access_revoked(token["jti"]):
+                raise AuthenticationFailed("Access token has been revoked.", code="token_not_valid")
             raise AuthenticationFailed("This account or membership is no longer active.", code="user_inactive")
         return membership.user, Caller(token=token, organization=membership.organization, membership=membership)
 

@@ -146,6 +146,18 @@ class TokenFamily(models.Model):
         return f"sign-in {self.pk} of {self.user_id}"
 
 
+class RevokedAccessToken(models.Model):
+    """An access token's jti refused until the token would have expired anyway (a logout).
+    A table rather than the cache so that authentication checks it in the same query as
+    the membership, whichever cache is configured (accounts.selectors.active_membership)."""
+
+    jti = models.CharField(max_length=255, primary_key=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"revoked access token {self.jti}"
+
+
 class InvitationStatus(models.TextChoices):
     """Derived, not stored: accounts.selectors.invitations_with_status annotates it."""
 

@@ -8,19 +8,34 @@ from datetime import UTC, datetime
 from django.db.models import Case, Exists, F, QuerySet, Value, When
 from django.utils import timezone
 
-from accounts.models import InvitationStatus, Membership, Organization, TokenFamily, User
+from accounts.models import InvitationStatus, Membership, Organization, RevokedAccessToken, TokenFamily, User
 
 
-def active_membership(user_id, organization_id, *, issued_at=None, family_id=None) -> Membership | None:
+def active_membership(
+    user_id, organization_id, *, issued_at=None, family_id=None, access_jti=None
+) -> Membership | None:
     """The membership a token names, if the user is still active and still a member:
     checked on every request, so deactivation and removal take effect at once. With the
     token's `issued_at` (epoch seconds), also only if neither the membership nor the user
     changed since (their tokens_valid_after); with its `family_id`, only while that
-    sign-in is not revoked. One query."""
+    sign-in is not revoked; with an access token's `access_jti`, only while that token is
+    not revoked (a logout). One query, whatever is checked."""
+    memberships = active_memberships(
+        user_id, organization_id, issued_at=issued_at, family_id=family_id, access_jti=access_jti
+    )
+    return memberships.first() if memberships is not None else None
+
+
+def active_memberships(
+    user_id, organization_id, *, issued_at=None, family_id=None, access_jti=None
+) -> QuerySet[Membership] | None:
+    """active_membership's query, unevaluated (at most one row), or None when the claims
+    alone rule it out: for authentication, which evaluates it together with the rate
+    limit (raptorflow.throttling.first_counting_user_hit)."""
     if not user_id or not organization_id:
         return None
     memberships = Membership.objects.select_related("user", "organization").filter(
-        user_id=user_id, organization_id=organization_id
+        user_id=user_id, organization_id=organization_id, user__is_active=True
     )
     if issued_at is not None:
         try:
@@ -34,10 +49,9 @@ def active_membership(user_id, organization_id, *, issued_at=None, family_id=Non
         except ValueError:
             return None
         memberships = memberships.filter(~Exists(TokenFamily.objects.filter(pk=family_id, revoked_at__isnull=False)))
-    membership = memberships.first()
-    if membership is None or not membership.user.is_active:
-        return None
-    return membership
+    if access_jti is not None:
+        memberships = memberships.filter(~Exists(RevokedAccessToken.objects.filter(jti=str(access_jti))))
+    return memberships
 
 
 def organizations_of_user(user: User) -> QuerySet[Organization]:

@@ -20,11 +20,11 @@ Tokens issued before their membership was created or changed, or before their us
 token minted in the second of a change still works.
 """
 
+import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
@@ -33,13 +33,14 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from accounts.models import Membership, TokenFamily
+from accounts.models import Membership, RevokedAccessToken, TokenFamily
 from accounts.selectors import active_membership
 from raptorflow import audit
 
 ORG_CLAIM = "org_id"
 FAMILY_CLAIM = "fam"
-_REVOKED_PREFIX = "revoked-access-jti:"
+# Rows of revoked access tokens past their expiry are deleted now and then, by the logouts.
+_PURGE_PROBABILITY = 0.01
 
 
 class _UncheckedRefreshToken(RefreshToken):
@@ -80,27 +81,30 @@ def parse_refresh(raw: str) -> RefreshToken:
 
 
 def parse_access(raw: str) -> AccessToken:
-    """A valid, unexpired, not revoked access token, or 401."""
+    """A valid, unexpired access token, or 401. Whether it was revoked is checked with the
+    membership, in the same query (membership_of, TenantJWTAuthentication)."""
     try:
-        token = AccessToken(raw)
+        return AccessToken(raw)
     except TokenError as exc:
         raise AuthenticationFailed("Access token is invalid or expired.", code="token_not_valid") from exc
-    if is_access_revoked(token["jti"]):
-        raise AuthenticationFailed("Access token has been revoked.", code="token_not_valid")
-    return token
 
 
 def membership_of(token) -> Membership:
     """The membership a token (access or refresh) still stands for, or 401: its user is
-    active, still a member, neither changed since the token was issued, and its sign-in
-    not revoked."""
+    active, still a member, neither changed since the token was issued, its sign-in not
+    revoked and, for an access token, the token itself not revoked. One query."""
+    is_access = token.get("token_type") == "access"
     membership = active_membership(
         token.get(settings.SIMPLE_JWT["USER_ID_CLAIM"]),
         token.get(ORG_CLAIM),
         issued_at=token.get("iat"),
         family_id=token.get(FAMILY_CLAIM),
+        access_jti=token.get("jti") if is_access else None,
     )
     if membership is None:
+        if is_access and is_access_revoked(token.get("jti")):
+            # Only on the way out: say why, as before the check joined the membership's query.
+            raise AuthenticationFailed("Access token has been revoked.", code="token_not_valid")
         raise AuthenticationFailed("This account or membership is no longer active.", code="user_inactive")
     return membership
 
@@ -138,30 +142,33 @@ def rotate_refresh(raw: str) -> dict:
 
 
 def revoke_access(token: AccessToken) -> None:
-    """Refuses this access token's jti until it would have expired anyway (shared cache,
-    so every instance sees it)."""
-    remaining = int(token["exp"] - datetime.now(tz=UTC).timestamp()) + 1
-    if remaining > 0:
-        cache.set(_REVOKED_PREFIX + token["jti"], 1, timeout=remaining)
+    """Refuses this access token's jti until it would have expired anyway (a row every
+    instance sees; authentication checks it in the membership's query)."""
+    expires_at = datetime_from_epoch(token["exp"])
+    now = timezone.now()
+    if expires_at <= now:
+        return
+    RevokedAccessToken.objects.bulk_create(
+        [RevokedAccessToken(jti=token["jti"], expires_at=expires_at)], ignore_conflicts=True
+    )
+    if random.random() < _PURGE_PROBABILITY:
+        RevokedAccessToken.objects.filter(expires_at__lt=now).delete()
 
 
-def is_access_revoked(jti: str) -> bool:
-    return cache.get(_REVOKED_PREFIX + jti) is not None
+def is_access_revoked(jti) -> bool:
+    return isinstance(jti, str) and RevokedAccessToken.objects.filter(jti=jti).exists()
 
 
 def token_is_live(claims: dict) -> bool:
     """For the per-account rate limit (raptorflow.hooks.token_is_live): whether a token
-    whose signature and expiry already checked out still works — cheapest checks first:
-    a revoked access jti (cache), a blacklisted refresh token, then the membership, the
-    valid-after times and the family (one query)."""
+    whose signature and expiry already checked out still works — a blacklisted refresh
+    token first, then the membership, the valid-after times, the family and a revoked
+    access jti (one query)."""
     jti = claims.get("jti")
     if not isinstance(jti, str):
         return False
     token_type = claims.get("token_type")
-    if token_type == "access":
-        if is_access_revoked(jti):
-            return False
-    elif token_type != "refresh" or BlacklistedToken.objects.filter(token__jti=jti).exists():
+    if token_type != "access" and (token_type != "refresh" or BlacklistedToken.objects.filter(token__jti=jti).exists()):
         return False
     try:
         membership_of(claims)

@@ -2,6 +2,11 @@
 concurrent keep-alive clients on loopback against gunicorn on the embedded database.
 
     .venv/bin/python bench/api.py [--clients 8] [--requests 400] [--workers 2] [--threads 4]
+                                  [--skip-list] [--skip-search] [--skip-reply]
+
+Message create is measured next to `…/messages/recent` in the same run, and the table ends
+with their ratio (create req/s over recent req/s; README "Performance"): on a shared machine
+the ratio is steadier than either figure.
 
 Background embedding jobs go to a Redis broker (db 12) with no worker attached, as in
 production where Celery workers run on other machines; the queue is purged afterwards.
@@ -124,6 +129,7 @@ def main():
     parser.add_argument("--requests", type=int, default=400, help="requests per client per scenario")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--skip-list", action="store_true", help="no message list scenario")
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--skip-reply", action="store_true")
     args = parser.parse_args()
@@ -164,8 +170,9 @@ def main():
             print(f"{args.clients} clients × {args.requests} requests per scenario", flush=True)
             rows.append(run_scenario(pool, "message create", port, tokens, "POST", messages, _message_body,
                                      args.requests))
-            rows.append(run_scenario(pool, "message list (20)", port, tokens, "GET",
-                                     lambda c: messages(c) + "?page_size=20", None, args.requests))
+            if not args.skip_list:
+                rows.append(run_scenario(pool, "message list (20)", port, tokens, "GET",
+                                         lambda c: messages(c) + "?page_size=20", None, args.requests))
             rows.append(run_scenario(pool, "recent (10)", port, tokens, "GET",
                                      lambda c: messages(c) + "/recent?limit=10", None, args.requests))
             if not args.skip_search:
@@ -185,8 +192,11 @@ def main():
 
     print_table("API latency (ms) and throughput", rows,
                 ["scenario", "count", "p50_ms", "p95_ms", "p99_ms", "rps", "errors"])
+    by_name = {row["scenario"]: row for row in rows}
+    ratio = round(by_name["message create"]["rps"] / by_name["recent (10)"]["rps"], 2)
+    print(f"message create / recent throughput: {ratio}")
     write_results("api", {"clients": args.clients, "gunicorn": {"workers": args.workers, "threads": args.threads},
-                          "scenarios": rows})
+                          "scenarios": rows, "create_over_recent_rps": ratio})
 
 
 if __name__ == "__main__":

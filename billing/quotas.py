@@ -22,39 +22,88 @@ single UPDATE statements, so concurrent requests never lose or overrun a count.
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
+from django.db import connection
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from rest_framework.fields import DateTimeField
 
 from billing import selectors
-from billing.models import Usage
+from billing.models import ENTITLED_STATUSES, FREE_PLAN_CODE, Plan, Subscription, Usage
 from raptorflow.errors import PaymentRequired
 
 _iso = DateTimeField().to_representation
 
 
+_USAGE, _SUBSCRIPTION, _PLAN = Usage._meta.db_table, Subscription._meta.db_table, Plan._meta.db_table
+# selectors.entitlement() and the reservation in one statement: the entitled subscription
+# (at most one: one live subscription per organization) gives its plan's limit over its
+# current period, otherwise the free plan (its row, else the FREE_PLAN_MESSAGES setting)
+# over the calendar month; then the period's row is created or its counter grown, only if
+# the messages still fit. No row returned: refused. tests/billing/test_quotas.py
+# holds it to entitlement().
+_RESERVE_MESSAGES = f"""
+WITH entitled AS (
+    SELECT s.current_start, s.current_end, p.message_quota
+    FROM {_SUBSCRIPTION} s JOIN {_PLAN} p ON p.id = s.plan_id
+    WHERE s.organization_id = %(organization)s AND s.status = ANY(%(entitled)s)
+    LIMIT 1
+), current_period AS (
+    SELECT
+        CASE WHEN e.current_start <= %(now)s AND %(now)s < e.current_end
+             THEN e.current_start ELSE %(month_start)s END AS period_start,
+        CASE WHEN e.current_start <= %(now)s AND %(now)s < e.current_end
+             THEN e.current_end ELSE %(month_end)s END AS period_end,
+        COALESCE(
+            e.message_quota,
+            (SELECT message_quota FROM {_PLAN} WHERE code = %(free_code)s),
+            %(free_messages)s
+        ) AS messages_limit
+    FROM (SELECT 1) AS one LEFT JOIN entitled e ON true
+)
+INSERT INTO {_USAGE} (organization_id, period_start, period_end, messages, reply_tokens, embeddings,
+                      created_at, updated_at)
+SELECT %(organization)s, period_start, period_end, %(count)s, 0, 0, %(now)s, %(now)s
+FROM current_period WHERE %(count)s <= messages_limit
+ON CONFLICT (organization_id, period_start) DO UPDATE
+    SET messages = {_USAGE}.messages + EXCLUDED.messages, updated_at = EXCLUDED.updated_at
+    WHERE {_USAGE}.messages + EXCLUDED.messages <= (SELECT messages_limit FROM current_period)
+RETURNING messages
+"""  # noqa: S608 - table names are our own models', not input
+
+
 def reserve_messages(organization, count: int = 1) -> None:
     """Counts `count` messages against the current period, or refuses them all.
+    `organization` is an Organization or its id.
 
-    Runs in the caller's transaction: if the caller rolls back, so does the reservation.
-    The row lock this UPDATE takes is held until the caller commits, so concurrent writers
-    of one organization queue here and each sees the others' committed count — at
-    quota − 1, exactly one of them gets through."""
+    One statement, the entitlement read included (_RESERVE_MESSAGES). Runs in the caller's
+    transaction: if the caller rolls back, so does the reservation. The row lock it takes
+    is held until the caller commits, so concurrent writers of one organization queue here
+    and each sees the others' committed count — at quota − 1, exactly one of them gets
+    through. Only a refusal reads the entitlement again, for its message."""
     if count <= 0:
         raise ValueError("count must be positive")
-    current = selectors.entitlement(organization)
-    limit = current.messages_limit
-    _ensure_row(organization, current)
-    reserved = (
-        Usage.objects.filter(
-            organization=organization, period_start=current.period_start, messages__lte=limit - count
-        ).update(messages=F("messages") + count, updated_at=timezone.now())
-        if count <= limit
-        else 0
-    )
-    if not reserved:
-        raise _messages_refused(current)
+    organization_id = getattr(organization, "pk", organization)
+    now = timezone.now()
+    month_start, month_end = selectors.calendar_month(now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RESERVE_MESSAGES,
+            {
+                "organization": organization_id,
+                "entitled": [str(status) for status in ENTITLED_STATUSES],
+                "now": now,
+                "month_start": month_start,
+                "month_end": month_end,
+                "free_code": FREE_PLAN_CODE,
+                "free_messages": settings.FREE_PLAN_MESSAGES,
+                "count": count,
+            },
+        )
+        reserved = cursor.fetchone()
+    if reserved is None:
+        raise _messages_refused(selectors.entitlement(organization_id, now=now))
 
 
 def require_messages(organization, count: int) -> None:
@@ -178,6 +227,12 @@ def _ensure_row(organization, current: selectors.Entitlement) -> None:
     # INSERT … ON CONFLICT DO NOTHING: a concurrent creator makes this wait for its commit
     # instead of failing, and no savepoint is needed inside the caller's transaction.
     Usage.objects.bulk_create(
-        [Usage(organization=organization, period_start=current.period_start, period_end=current.period_end)],
+        [
+            Usage(
+                organization_id=getattr(organization, "pk", organization),
+                period_start=current.period_start,
+                period_end=current.period_end,
+            )
+        ],
         ignore_conflicts=True,
     )

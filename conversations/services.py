@@ -6,7 +6,8 @@ import hashlib
 import json
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing import quotas
@@ -40,11 +41,18 @@ def idempotent_replay(message: Message, fingerprint: str) -> Message:
     return message
 
 
-def _lock(conversation: Conversation) -> Conversation:
+def _lock(conversation: Conversation | QuerySet) -> Conversation:
     """The conversation's row, re-read under a row lock held until the transaction ends:
     every writer of its counters and messages goes through here, so they serialize. A
-    conversation deleted meanwhile is a 404, as it would have been a moment later."""
-    locked = Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+    conversation deleted meanwhile is a 404, as it would have been a moment later.
+
+    `conversation` may also be the caller's scoped queryset of the one conversation a
+    request names (a view's `self.scoped(Conversation).filter(id=…)`): then the lookup and
+    the lock are one statement, and a conversation that is not the caller's is the same 404."""
+    if isinstance(conversation, QuerySet):
+        locked = conversation.select_for_update(of=("self",)).first()
+    else:
+        locked = Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
     if locked is None:
         raise NotFound("Conversation not found.")
     return locked
@@ -121,7 +129,7 @@ def conversation_add_usage(*, conversation: Conversation, prompt_tokens: int, co
 @transaction.atomic
 def message_create(
     *,
-    conversation: Conversation,
+    conversation: Conversation | QuerySet,
     role: str,
     content: str,
     metadata: dict | None = None,
@@ -140,6 +148,12 @@ def message_create(
     `generation` is a reply's server-owned data (rag.replies only).
     enforce_quota=False counts the message without refusing it: for an assistant reply
     whose room the reply endpoint checked before it stored anything.
+    `conversation` may be a scoped queryset of one conversation (see _lock): the message
+    endpoint looks it up and locks it in one statement.
+
+    Without an idempotency key a create is, inside its transaction, three statements: the
+    lock, the quota (billing.quotas.reserve_messages, entitlement included) and the insert
+    with the counters (tests/conversations/test_write_path_statements.py counts them).
     """
     locked = _lock(conversation)
 
@@ -154,10 +168,11 @@ def message_create(
         raise Conflict(ARCHIVED_MESSAGE, code="conversation_archived")
 
     # Before anything is written, so a refused request leaves nothing half-stored.
+    # By id: the organization's row itself is not needed here.
     if enforce_quota:
-        quotas.reserve_messages(locked.organization, 1)
+        quotas.reserve_messages(locked.organization_id, 1)
     else:
-        quotas.record_messages(locked.organization, 1)
+        quotas.record_messages(locked.organization_id, 1)
 
     # The row lock makes message_count + 1 the next free sequence number.
     sequence = locked.message_count + 1
@@ -173,13 +188,14 @@ def message_create(
         "idempotency_key": idempotency_key,
         "request_fingerprint": fingerprint or "",
     }
+    message = Message(**fields)
     if idempotency_key is None:
         # The row lock rules out a clash on the sequence: no savepoint round trips needed.
-        message = Message.objects.create(**fields)
+        _store(locked, message)
         return _after_message_stored(conversation, locked, message), True
     try:
         with transaction.atomic():
-            message = Message.objects.create(**fields)
+            _store(locked, message)
     except IntegrityError:
         # Under the lock a same-key twin is already visible above; this covers a caller
         # running at a stricter isolation level than READ COMMITTED.
@@ -192,13 +208,39 @@ def message_create(
     return _after_message_stored(conversation, locked, message), True
 
 
-def _after_message_stored(conversation: Conversation, locked: Conversation, message: Message) -> Message:
+_MESSAGE_FIELDS = Message._meta.concrete_fields
+_STORE_MESSAGE = """
+WITH stored AS (
+    INSERT INTO {messages} ({columns}) VALUES ({values}) RETURNING conversation_id
+)
+UPDATE {conversations} SET message_count = %s, last_message_at = %s, activity_at = %s, updated_at = %s
+FROM stored WHERE {conversations}.id = stored.conversation_id
+""".format(  # noqa: S608 - table and column names are our own models', not input
+    messages=connection.ops.quote_name(Message._meta.db_table),
+    conversations=connection.ops.quote_name(Conversation._meta.db_table),
+    columns=", ".join(connection.ops.quote_name(field.column) for field in _MESSAGE_FIELDS),
+    values=", ".join(["%s"] * len(_MESSAGE_FIELDS)),
+)
+
+
+def _store(locked: Conversation, message: Message) -> None:
+    """Inserts `message` and moves the locked conversation's counters to it in one
+    statement (the insert and the UPDATE as one CTE). The values are prepared by the
+    model's own fields, as Model.save() would (created_at set, JSON adapted)."""
+    values = [field.get_db_prep_save(field.pre_save(message, True), connection) for field in _MESSAGE_FIELDS]
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_STORE_MESSAGE, [*values, message.sequence, message.created_at, message.created_at, now])
+    message._state.adding, message._state.db = False, connection.alias
     locked.message_count = message.sequence
-    locked.last_message_at = message.created_at
-    locked.activity_at = message.created_at
-    locked.save(update_fields=["message_count", "last_message_at", "activity_at", "updated_at"])
-    for field in ("message_count", "last_message_at", "activity_at", "updated_at"):
-        setattr(conversation, field, getattr(locked, field))
+    locked.last_message_at = locked.activity_at = message.created_at
+    locked.updated_at = now
+
+
+def _after_message_stored(conversation: Conversation, locked: Conversation, message: Message) -> Message:
+    if isinstance(conversation, Conversation):
+        for field in ("message_count", "last_message_at", "activity_at", "updated_at"):
+            setattr(conversation, field, getattr(locked, field))
 
     message_id = message.id
     # Search embeds it (raptorflow/hooks.py), once the message is committed and visible.

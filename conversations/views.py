@@ -130,9 +130,11 @@ class MessageListCreateView(ConversationMessagesMixin, TenantAPIView):
         description="Appends a message. 409 when the conversation is archived; 402 past the plan's quota.",
     )
     def post(self, request, id):
-        conversation = self.get_conversation()
         idempotency_key = idempotency_key_from(request)
         data = validated(MessageCreateInputSerializer, request.data)
+        # The scoped row is looked up and locked in one statement by the service: not the
+        # caller's (or gone) is the same 404.
+        conversation = self.scoped(Conversation).filter(id=id)
         message, created = services.message_create(conversation=conversation, idempotency_key=idempotency_key, **data)
         return Response(
             MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK

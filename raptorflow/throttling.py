@@ -30,7 +30,8 @@ import jwt
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.db import DatabaseCache
-from django.db import connection
+from django.db import connection, connections
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
@@ -115,9 +116,65 @@ def _hit_database(key: str, period: int) -> tuple[int, float]:
     with connection.cursor() as cursor:
         cursor.execute(_UPSERT, {"key": key[:200], "now": now, "expires": now + timedelta(seconds=period)})
         count, expires_at = cursor.fetchone()
-        if random.random() < _PURGE_PROBABILITY:
-            RateLimitWindow.objects.filter(expires_at__lt=now - timedelta(hours=1)).delete()
+    _purge_now_and_then(now)
     return count, max(1.0, (expires_at - now).total_seconds())
+
+
+def _purge_now_and_then(now) -> None:
+    if random.random() < _PURGE_PROBABILITY:
+        RateLimitWindow.objects.filter(expires_at__lt=now - timedelta(hours=1)).delete()
+
+
+# The same upsert as a WITH clause in front of another query, counting only if `condition`
+# (that query's own rows) has a row. Positional parameters, as the ORM's SQL after it has.
+_UPSERT_IF = f"""
+WITH rate_hit AS (
+    INSERT INTO {_WINDOWS} (key, count, expires_at) SELECT %s, 1, %s WHERE EXISTS ({{condition}})
+    ON CONFLICT (key) DO UPDATE SET
+        count = CASE WHEN {_WINDOWS}.expires_at <= %s THEN 1 ELSE {_WINDOWS}.count + 1 END,
+        expires_at = CASE WHEN {_WINDOWS}.expires_at <= %s THEN EXCLUDED.expires_at
+                          ELSE {_WINDOWS}.expires_at END
+    RETURNING count, expires_at
+)
+"""  # noqa: S608 - the table name is our own model's, the condition the ORM's SQL
+_COUNTED_USER_HIT = "_raptorflow_counted_user_hit"
+
+
+def first_counting_user_hit(request, user_id, queryset):
+    """`queryset.first()` — authentication's one query — with the per-user rate limit's
+    hit of this request in the same statement, on the database cache path: a WITH clause
+    that upserts the window only if the queryset has a row (a token that no longer works
+    counts against nobody). UserRateThrottle then takes that count instead of hitting
+    again. With Redis, the limit off or a view without UserRateThrottle: only the query."""
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    rate = rate_for(UserRateThrottle.scope)
+    if (
+        rate is None
+        or not isinstance(caches["default"], DatabaseCache)
+        or not any(issubclass(throttle, UserRateThrottle) for throttle in getattr(view, "throttle_classes", ()))
+    ):
+        return queryset.first()
+    key = f"{UserRateThrottle.scope}:{user_id}"
+    now = timezone.now()
+    db = connections[queryset.db]
+    condition, condition_params = queryset.values("pk").query.get_compiler(connection=db).as_sql()
+    prefix = _UPSERT_IF.replace("{condition}", condition)
+    prefix_params = (key[:200], now + timedelta(seconds=rate[1]), *condition_params, now, now)
+
+    def with_rate_hit(execute, sql, params, many, context):
+        return execute(prefix + sql, (*prefix_params, *params), many, context)
+
+    counted = queryset.annotate(
+        rate_hit_count=RawSQL("SELECT count FROM rate_hit", ()),
+        rate_hit_expires_at=RawSQL("SELECT expires_at FROM rate_hit", ()),
+    )
+    with db.execute_wrapper(with_rate_hit):
+        row = counted.first()
+    if row is not None and row.rate_hit_count is not None:
+        remaining = max(1.0, (row.rate_hit_expires_at - now).total_seconds())
+        setattr(request, _COUNTED_USER_HIT, (key, row.rate_hit_count, remaining))
+        _purge_now_and_then(now)
+    return row
 
 
 class FixedWindowThrottle(BaseThrottle):
@@ -138,11 +195,14 @@ class FixedWindowThrottle(BaseThrottle):
         if identity is None:
             return True
         limit, period = rate
-        count, remaining = hit(f"{self.scope}:{identity}", period)
+        count, remaining = self.hit(request, f"{self.scope}:{identity}", period)
         if count > limit:
             self._wait = remaining
             return False
         return True
+
+    def hit(self, request, key: str, period: int) -> tuple[int, float]:
+        return hit(key, period)
 
     def wait(self):
         return self._wait
@@ -159,6 +219,13 @@ class UserRateThrottle(FixedWindowThrottle):
     def identity(self, request, view):
         user = getattr(request, "user", None)
         return str(user.pk) if user is not None and user.is_authenticated else None
+
+    def hit(self, request, key, period):
+        # Already counted by authentication's query (first_counting_user_hit)?
+        counted = getattr(request, _COUNTED_USER_HIT, None)
+        if counted is not None and counted[0] == key:
+            return counted[1], counted[2]
+        return hit(key, period)
 
 
 class AuthIpThrottle(FixedWindowThrottle):

@@ -152,7 +152,62 @@ def test_a_batch_larger_than_the_whole_quota_is_refused(org):
     with pytest.raises(PaymentRequired):
         quotas.reserve_messages(org, 3)
 
-    assert usage_row(org).messages == 0
+    # Nothing counted (the period's row is not even created for a refusal).
+    assert not Usage.objects.filter(organization=org, messages__gt=0).exists()
+
+
+# reserve_messages reads the entitlement inside its one statement: it must count in the
+# period, and up to the limit, that selectors.entitlement() names.
+@pytest.mark.parametrize(
+    ("subscription", "period"),
+    [
+        (None, "month"),
+        ({"status": SubscriptionStatus.ACTIVE, "current": True}, "razorpay"),
+        ({"status": SubscriptionStatus.PENDING, "current": True}, "razorpay"),
+        ({"status": SubscriptionStatus.AUTHENTICATED, "current": False}, "month"),
+        ({"status": SubscriptionStatus.ACTIVE, "current": "past"}, "month"),
+        ({"status": SubscriptionStatus.HALTED, "current": True}, "month"),
+    ],
+)
+def test_the_reservation_counts_in_the_entitlements_period_to_its_limit(org, make_subscription, subscription, period):
+    now = timezone.now()
+    if subscription is not None:
+        window = {
+            True: {"current_start": now - timedelta(days=3), "current_end": now + timedelta(days=27)},
+            "past": {"current_start": now - timedelta(days=40), "current_end": now - timedelta(days=10)},
+            False: {},
+        }[subscription["current"]]
+        make_subscription(status=subscription["status"], **window)
+    current = selectors.entitlement(org)
+    expected_start = current.period_start if period == "razorpay" else selectors.calendar_month(now)[0]
+    assert current.period_start == expected_start
+    fill(org, messages=current.messages_limit - 2)
+
+    quotas.reserve_messages(org, 2)
+    with pytest.raises(PaymentRequired) as refused:
+        quotas.reserve_messages(org)
+
+    row = Usage.objects.get(organization=org)
+    assert (row.period_start, row.period_end, row.messages) == (
+        current.period_start,
+        current.period_end,
+        current.messages_limit,
+    )
+    assert refused.value.extra["limit"] == current.messages_limit
+
+
+@override_settings(FREE_PLAN_MESSAGES=7)
+def test_the_reservation_follows_the_free_plan_row_then_the_settings(org):
+    Plan.objects.update_or_create(code="free", defaults={"name": "Free", "message_quota": 2})
+    quotas.reserve_messages(org, 2)
+    with pytest.raises(PaymentRequired):
+        quotas.reserve_messages(org)
+
+    Plan.objects.filter(code="free").delete()
+    quotas.reserve_messages(org, 5)
+    with pytest.raises(PaymentRequired):
+        quotas.reserve_messages(org)
+    assert usage_row(org).messages == 7
 
 
 @override_settings(FREE_PLAN_MESSAGES=1)
