@@ -65,13 +65,20 @@ def _default_dimensions(provider: str, model: str) -> int | None:
     return gemini.DEFAULT_DIMENSIONS
 
 
+def _local_models() -> tuple[str, ...]:
+    """The int8 default first, then the fp32 model that deployments embedded before it."""
+    from search.providers import local
+
+    return tuple(local.MODELS)
+
+
 def _spec(provider: str, model: str | None, dimensions: int | None) -> EmbeddingSpec:
     if provider not in PROVIDERS:
         raise NotConfigured(f"EMBEDDING_PROVIDER must be one of {', '.join(PROVIDERS)}, not {provider!r}.")
     model = model or _default_model(provider)
-    if provider == "local" and model != _default_model("local"):
+    if provider == "local" and model not in _local_models():
         raise NotConfigured(
-            f"Embedding provider local serves only {_default_model('local')}, not {model!r} "
+            f"Embedding provider local serves only {' and '.join(_local_models())}, not {model!r} "
             "(set EMBEDDING_PROVIDER to openai or gemini for other models)."
         )
     dimensions = dimensions or _default_dimensions(provider, model)
@@ -102,7 +109,7 @@ def active_spec() -> EmbeddingSpec:
 
 
 _INFERRED_PROVIDERS = [
-    (re.compile(r"^all-MiniLM-L6-v2$"), "local"),
+    (re.compile(r"^all-MiniLM-L6-v2(-int8)?$"), "local"),
     (re.compile(r"^text-embedding-"), "openai"),
     (re.compile(r"^(gemini-embedding-|models/)"), "gemini"),
 ]
