@@ -7,9 +7,11 @@
 
 Which provider: only settings choose it — EMBEDDING_PROVIDER (`local` by default, `openai`,
 `gemini`), EMBEDDING_MODEL and EMBEDDING_DIMENSIONS (both default to the provider's
-model). An API key configured for chat (OPENAI_API_KEY, GEMINI_API_KEY) never switches
-embeddings. `manage.py reindex_embeddings --model NEW` is the only way to move search to
-another model once vectors exist: it records the switch in search.ActiveEmbeddingModel,
+model; local serves all-MiniLM-L6-v2-int8 by default and the fp32 all-MiniLM-L6-v2 that
+deployments embedded with before it, see search.providers.local). An API key configured
+for chat (OPENAI_API_KEY, GEMINI_API_KEY) never switches embeddings.
+`manage.py reindex_embeddings --model NEW` is the only way to move search to another model
+once vectors exist: it records the switch in search.ActiveEmbeddingModel,
 which then wins over the settings-derived default (`active_spec()`), so queries are always
 embedded with the model their stored vectors came from.
 
