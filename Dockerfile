@@ -7,11 +7,20 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
+# The runtime's packages only: no torch (local embeddings run on ONNX Runtime).
+COPY requirements.txt /tmp/requirements.txt
+RUN pip install -r /tmp/requirements.txt
+
+# The only stage with torch: exports the shipped MiniLM weights to ONNX (fp32 and int8,
+# search/onnx_export.py, deterministic). Only its /models reaches the runtime stage.
+FROM build AS export
 # torch from the PyTorch CPU index first: the default index would bring a multi-GB CUDA build.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
-COPY requirements.txt /tmp/requirements.txt
-RUN grep -v '^torch==' /tmp/requirements.txt > /tmp/requirements-notorch.txt \
-    && pip install -r /tmp/requirements-notorch.txt
+COPY requirements-export.txt /tmp/requirements-export.txt
+RUN grep -v '^torch==' /tmp/requirements-export.txt > /tmp/requirements-export-notorch.txt \
+    && pip install -r /tmp/requirements-export-notorch.txt
+COPY search/onnx_export.py /export/onnx_export.py
+RUN HF_HUB_OFFLINE=1 python /export/onnx_export.py --out /models
 
 FROM python:3.11-slim-bookworm AS runtime
 # Production mode unless a developer explicitly runs the image with APP_MODE=dev: it refuses
@@ -28,6 +37,10 @@ RUN groupadd --system --gid 10001 raptorflow && useradd --system --uid 10001 --g
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=raptorflow:raptorflow . /app
+# The exported embedding models, where the local provider looks (LOCAL_EMBEDDING_MODELS_DIR).
+COPY --from=export /models /app/.data/models
+# The venv came from the build stage, never from the export stage: fail the build if torch got in.
+RUN python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)"
 # Hashed, compressed static files (docs, admin) in STATIC_ROOT, served by WhiteNoise from
 # the image. Placeholder settings only: collectstatic reaches no database and no secret, and
 # production mode wants every one of them set (tests/production/test_static_files.py runs

@@ -418,6 +418,8 @@ EMBEDDING_PROVIDER = env_str("EMBEDDING_PROVIDER", "local").lower()
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL")
 # 0: the model's own size (384 local, 1536 text-embedding-3-small, 768 Gemini).
 EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 0)
+# The local provider's ONNX files (search.onnx_export; the image copies them here too).
+LOCAL_EMBEDDING_MODELS_DIR = BASE_DIR / ".data" / "models"
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 GEMINI_API_KEY = env_str("GEMINI_API_KEY")
 OPENROUTER_API_KEY = env_str("OPENROUTER_API_KEY")

@@ -7,9 +7,11 @@
 
 Which provider: only settings choose it — EMBEDDING_PROVIDER (`local` by default, `openai`,
 `gemini`), EMBEDDING_MODEL and EMBEDDING_DIMENSIONS (both default to the provider's
-model). An API key configured for chat (OPENAI_API_KEY, GEMINI_API_KEY) never switches
-embeddings. `manage.py reindex_embeddings --model NEW` is the only way to move search to
-another model once vectors exist: it records the switch in search.ActiveEmbeddingModel,
+model; local serves all-MiniLM-L6-v2-int8 by default and the fp32 all-MiniLM-L6-v2 that
+deployments embedded with before it, see search.providers.local). An API key configured
+for chat (OPENAI_API_KEY, GEMINI_API_KEY) never switches embeddings.
+`manage.py reindex_embeddings --model NEW` is the only way to move search to another model
+once vectors exist: it records the switch in search.ActiveEmbeddingModel,
 which then wins over the settings-derived default (`active_spec()`), so queries are always
 embedded with the model their stored vectors came from.
 
@@ -67,13 +69,20 @@ def _default_dimensions(provider: str, model: str) -> int | None:
     return gemini.DEFAULT_DIMENSIONS
 
 
+def _local_models() -> tuple[str, ...]:
+    """The int8 default first, then the fp32 model that deployments embedded before it."""
+    from search.providers import local
+
+    return tuple(local.MODELS)
+
+
 def _spec(provider: str, model: str | None, dimensions: int | None) -> EmbeddingSpec:
     if provider not in PROVIDERS:
         raise NotConfigured(f"EMBEDDING_PROVIDER must be one of {', '.join(PROVIDERS)}, not {provider!r}.")
     model = model or _default_model(provider)
-    if provider == "local" and model != _default_model("local"):
+    if provider == "local" and model not in _local_models():
         raise NotConfigured(
-            f"Embedding provider local serves only {_default_model('local')}, not {model!r} "
+            f"Embedding provider local serves only {' and '.join(_local_models())}, not {model!r} "
             "(set EMBEDDING_PROVIDER to openai or gemini for other models)."
         )
     dimensions = dimensions or _default_dimensions(provider, model)
@@ -160,7 +169,7 @@ _connect_invalidation()
 
 
 _INFERRED_PROVIDERS = [
-    (re.compile(r"^all-MiniLM-L6-v2$"), "local"),
+    (re.compile(r"^all-MiniLM-L6-v2(-int8)?$"), "local"),
     (re.compile(r"^text-embedding-"), "openai"),
     (re.compile(r"^(gemini-embedding-|models/)"), "gemini"),
 ]

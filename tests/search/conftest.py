@@ -11,7 +11,7 @@ from search.providers.local import LocalEmbeddingProvider
 
 @pytest.fixture(scope="session")
 def local_model():
-    """all-MiniLM-L6-v2 loaded once for the whole session (the provider keeps it per process)."""
+    """all-MiniLM-L6-v2-int8 loaded once for the whole session (the provider keeps it per process)."""
     provider = LocalEmbeddingProvider()
     provider.warm_up()
     return provider

@@ -27,7 +27,7 @@ def test_coverage_per_organization_and_model(admin_client, org, outsider, conver
     rows = {row[0]: row[1:] for row in _table(response.content.decode())}
     embedded = len(MARKETING_CORPUS)
     assert rows[org.name][:4] == [str(embedded + 1), str(embedded), f"{100 * embedded / (embedded + 1):.1f}%", "0"]
-    assert f"all-MiniLM-L6-v2 (384d): {embedded}" in rows[org.name][4]
+    assert f"all-MiniLM-L6-v2-int8 (384d): {embedded}" in rows[org.name][4]
     assert rows[outsider.default_organization.name][:3] == ["1", "0", "0.0%"]
 
 
@@ -38,7 +38,7 @@ def test_embedding_rows_never_show_the_vector(admin_client, corpus):
     assert listing.status_code == detail.status_code == 200
     first_values = [f"{value:.6f}"[:7] for value in embedding.embedding[:3]]
     for page in (listing.content.decode(), detail.content.decode()):
-        assert "all-MiniLM-L6-v2" in page
+        assert "all-MiniLM-L6-v2-int8" in page
         assert not any(value in page for value in first_values)
     assert embedding.text_sha256 in detail.content.decode()
 
@@ -48,7 +48,7 @@ def test_embeddings_cannot_be_added_or_edited_in_the_admin(admin_client, corpus)
     assert admin_client.get("/admin/search/messageembedding/add/").status_code == 403
     response = admin_client.post(f"/admin/search/messageembedding/{embedding.id}/change/", {"model": "x"})
     assert response.status_code == 403
-    assert MessageEmbedding.objects.get(id=embedding.id).model == "all-MiniLM-L6-v2"
+    assert MessageEmbedding.objects.get(id=embedding.id).model == "all-MiniLM-L6-v2-int8"
 
 
 def _table(html: str) -> list[list[str]]:

@@ -135,7 +135,7 @@ def test_backfill_filters_by_organization_and_conversation(owner, org, outsider,
 
 def test_backfill_dry_run_writes_nothing(messages):
     out, _ = _run("backfill_embeddings", "--dry-run")
-    assert f"{len(messages)} messages would be embedded with all-MiniLM-L6-v2" in out
+    assert f"{len(messages)} messages would be embedded with all-MiniLM-L6-v2-int8" in out
     assert not MessageEmbedding.objects.exists()
 
 
@@ -143,8 +143,8 @@ def test_reindex_moves_search_to_the_new_model_and_drops_the_old_vectors(
     settings, respx_mock, owner_client, messages, local_model
 ):
     _run("backfill_embeddings")
-    old_index = vector_index.index_name("all-MiniLM-L6-v2")
-    assert vector_index.index_exists("all-MiniLM-L6-v2")
+    old_index = vector_index.index_name("all-MiniLM-L6-v2-int8")
+    assert vector_index.index_exists("all-MiniLM-L6-v2-int8")
     settings.OPENAI_API_KEY = "sk-test"  # the new model's key; EMBEDDING_PROVIDER still says local
     respx_mock.post(OPENAI_URL).mock(side_effect=_openai_ok)
 
@@ -155,7 +155,7 @@ def test_reindex_moves_search_to_the_new_model_and_drops_the_old_vectors(
     assert set(MessageEmbedding.objects.values_list("model", flat=True)) == {"text-embedding-3-small"}
     assert set(_per_message()) == {m.id for m in messages} and set(_per_message().values()) == {1}
     assert vector_index.index_exists("text-embedding-3-small")
-    assert not vector_index.index_exists("all-MiniLM-L6-v2"), old_index
+    assert not vector_index.index_exists("all-MiniLM-L6-v2-int8"), old_index
 
     response = owner_client.post("/api/search/semantic-search", {"query": "ads", "limit": 3}, format="json")
     assert response.status_code == 200
@@ -173,9 +173,9 @@ def test_reindex_stopped_by_an_outage_does_not_switch(settings, respx_mock, owne
     with pytest.raises(CommandError, match="before switching"):
         _run("reindex_embeddings", "--model", "text-embedding-3-small", "--batch-size", "3")
     assert not ActiveEmbeddingModel.objects.exists()
-    assert MessageEmbedding.objects.filter(model="all-MiniLM-L6-v2").count() == len(messages)
+    assert MessageEmbedding.objects.filter(model="all-MiniLM-L6-v2-int8").count() == len(messages)
     response = owner_client.post("/api/search/semantic-search", {"query": "ads"}, format="json")
-    assert response.json()["model"] == "all-MiniLM-L6-v2"
+    assert response.json()["model"] == "all-MiniLM-L6-v2-int8"
 
 
 def test_reindex_refuses_a_model_it_cannot_place(messages):

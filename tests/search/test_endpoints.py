@@ -1,4 +1,4 @@
-"""The seven search endpoints with the real local model (all-MiniLM-L6-v2)."""
+"""The seven search endpoints with the real local model (all-MiniLM-L6-v2-int8 on ONNX Runtime)."""
 
 import pytest
 
@@ -35,7 +35,7 @@ def test_seed_curl_example_generate_embedding_then_search_for_similar_messages(o
     body = stored.json()
     row = MessageEmbedding.objects.get(id=body["id"])
     assert row.message_id == message.id
-    assert body["model"] == "all-MiniLM-L6-v2" and body["dimensions"] == 384 == len(row.embedding)
+    assert body["model"] == "all-MiniLM-L6-v2-int8" and body["dimensions"] == 384 == len(row.embedding)
     assert body["status"] == "created"
 
     batch = owner_client.post("/api/search/batch-embed", {"conversation_id": str(conversation.id)}, format="json")
@@ -156,7 +156,7 @@ def test_embed_text_returns_a_384_dimension_vector_and_stores_nothing(owner_clie
     response = owner_client.post("/api/search/embed-text", {"text": "budget allocation"}, format="json")
     assert response.status_code == 200
     body = response.json()
-    assert body["model"] == "all-MiniLM-L6-v2"
+    assert body["model"] == "all-MiniLM-L6-v2-int8"
     assert body["dimensions"] == 384 == len(body["embedding"])
     assert MessageEmbedding.objects.count() == 0
 
@@ -273,13 +273,15 @@ def test_embedding_stats_count_by_model_and_coverage(owner_client, conversation,
     response = owner_client.get("/api/search/embedding-stats")
     assert response.status_code == 200
     body = response.json()
-    assert body["model"] == "all-MiniLM-L6-v2" and body["provider"] == "local" and body["dimensions"] == 384
+    assert body["model"] == "all-MiniLM-L6-v2-int8" and body["provider"] == "local" and body["dimensions"] == 384
     assert body["total_messages"] == len(MARKETING_CORPUS) + 1
     assert body["embedded_messages"] == len(MARKETING_CORPUS) - 1
     assert body["excluded_messages"] == 1
     assert body["pending_messages"] == 1
     assert body["coverage"] == pytest.approx((len(MARKETING_CORPUS) - 1) / (len(MARKETING_CORPUS) + 1), abs=1e-4)
-    assert body["by_model"] == [{"model": "all-MiniLM-L6-v2", "dimensions": 384, "count": len(MARKETING_CORPUS) - 1}]
+    assert body["by_model"] == [
+        {"model": "all-MiniLM-L6-v2-int8", "dimensions": 384, "count": len(MARKETING_CORPUS) - 1}
+    ]
 
 
 def test_search_needs_authentication(anon_client):

@@ -43,7 +43,7 @@ def test_a_new_message_is_embedded_after_its_transaction_commits(
         response = _post_message(owner_client, conversation, ADS_TEXT)
     assert response.status_code == 201
     row = MessageEmbedding.objects.get(message_id=response.json()["id"])
-    assert (row.model, row.dimensions, row.text_sha256) == ("all-MiniLM-L6-v2", 384, text_sha256(ADS_TEXT))
+    assert (row.model, row.dimensions, row.text_sha256) == ("all-MiniLM-L6-v2-int8", 384, text_sha256(ADS_TEXT))
     assert (row.organization_id, row.owner_id, row.conversation_id) == (
         conversation.organization_id,
         conversation.owner_id,

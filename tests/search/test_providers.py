@@ -68,7 +68,7 @@ def test_a_key_added_for_chat_never_switches_embeddings(settings, respx_mock, ow
     gemini_route = respx_mock.post(url__regex=GEMINI_URL_PATTERN)
     response = owner_client.post("/api/search/embed-text", {"text": "budget allocation"}, format="json")
     assert response.status_code == 200
-    assert (response.json()["model"], response.json()["dimensions"]) == ("all-MiniLM-L6-v2", 384)
+    assert (response.json()["model"], response.json()["dimensions"]) == ("all-MiniLM-L6-v2-int8", 384)
     assert not openai_route.called and not gemini_route.called
 
 
