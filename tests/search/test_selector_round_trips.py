@@ -17,7 +17,8 @@ from search.models import ActiveEmbeddingModel, MessageEmbedding
 from search.providers import EmbeddingSpec, active_spec
 from tests.search.conftest import MARKETING_CORPUS, add_message, make_conversation
 
-MODEL = "all-MiniLM-L6-v2"
+# The default local model (the int8 export of all-MiniLM-L6-v2).
+MODEL = providers.local.MODEL_NAME
 DIMS = 384
 
 
