@@ -182,3 +182,21 @@ def flushed_redis(db: int):
 def redis15():
     with flushed_redis(15) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory):
+    """STATIC_ROOT collected by exactly the Dockerfile's collectstatic line, in its runtime env."""
+    from tests.production.deploy_files import dockerfile_env, dockerfile_run  # it imports this module
+
+    root = tmp_path_factory.mktemp("staticfiles")
+    run_env, command = dockerfile_run("collectstatic")
+    assert command[:2] == ["python", "manage.py"]
+    env = {k: v for k, v in os.environ.items() if k not in ("RAPTORFLOW_TESTING", "DATABASE_URL")}
+    env.update({**dockerfile_env(), **run_env, "STATIC_ROOT": str(root)})
+    result = subprocess.run(
+        [sys.executable, *command[1:]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (root / "staticfiles.json").is_file()
+    return root

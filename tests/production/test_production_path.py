@@ -9,7 +9,6 @@ creates, lists and finds a conversation's message by semantic search. Once witho
 (database cache, in-process jobs) and once with REDIS_URL (and a Celery worker, as the
 README deploys one)."""
 
-import os
 import re
 import secrets
 import shlex
@@ -25,7 +24,7 @@ import yaml
 from django.db import connections
 
 from tests.production.conftest import ROOT, flushed_redis, gunicorn_server, process_env, request
-from tests.production.deploy_files import cloudbuild_steps, dockerfile_env, dockerfile_healthcheck, dockerfile_run
+from tests.production.deploy_files import cloudbuild_steps, dockerfile_env, dockerfile_healthcheck
 from tests.production.test_celery_worker import celery_worker
 from tests.production.test_static_files import assets_of
 from tests.redis_server import redis_url
@@ -76,17 +75,6 @@ def manage(env: dict, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture(scope="module")
-def collected_static(tmp_path_factory):
-    root = tmp_path_factory.mktemp("deploy-static")
-    run_env, command = dockerfile_run("collectstatic")
-    env = {k: v for k, v in os.environ.items() if k not in ("RAPTORFLOW_TESTING", "DATABASE_URL")}
-    env.update({**dockerfile_env(), **run_env, "STATIC_ROOT": str(root)})
-    result = subprocess.run([sys.executable, *command[1:]], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return root
-
-
 def production_env(database_url: str, static_root, **extra: str) -> dict:
     env = process_env(
         **{
@@ -121,12 +109,12 @@ def api(port: int, method: str, path: str, token: str, body=None):
 
 @pytest.mark.parametrize("with_redis", [False, True], ids=["database-cache", "redis"])
 @pytest.mark.django_db(transaction=True)
-def test_a_fresh_production_deployment_works_the_first_time(with_redis, collected_static):
+def test_a_fresh_production_deployment_works_the_first_time(with_redis, static_root):
     extra = {}
     if with_redis:
         extra = {"REDIS_URL": redis_url(13)}
     with flushed_redis(13), fresh_database() as database_url:
-        env = production_env(database_url, collected_static, **extra)
+        env = production_env(database_url, static_root, **extra)
 
         # The only deploy step: cloudbuild.yaml's migrate job.
         command = cloudbuild_migrate_command()

@@ -9,15 +9,13 @@ Content-Security-Policy needs no 'unsafe-inline' for scripts)."""
 import os
 import re
 import secrets
-import subprocess
-import sys
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.production.conftest import ROOT, gunicorn_server, process_env, request
-from tests.production.deploy_files import dockerfile_env, dockerfile_run
+from tests.production.conftest import gunicorn_server, process_env, request
+from tests.production.deploy_files import dockerfile_env
 
 HOST = "api.example.com"
 HEADERS = {"Host": HOST, "X-Forwarded-Proto": "https"}
@@ -50,22 +48,6 @@ def is_init_script(page: str, url: str) -> bool:
     """The split Swagger UI view's init script: the page's own path with ?script."""
     parts = urlsplit(url)
     return parts.path == page and parts.query.startswith("script")
-
-
-@pytest.fixture(scope="module")
-def static_root(tmp_path_factory):
-    """STATIC_ROOT collected by exactly the Dockerfile's collectstatic line, in its runtime env."""
-    root = tmp_path_factory.mktemp("staticfiles")
-    run_env, command = dockerfile_run("collectstatic")
-    assert command[:2] == ["python", "manage.py"]
-    env = {k: v for k, v in os.environ.items() if k not in ("RAPTORFLOW_TESTING", "DATABASE_URL")}
-    env.update({**dockerfile_env(), **run_env, "STATIC_ROOT": str(root)})
-    result = subprocess.run(
-        [sys.executable, *command[1:]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert (root / "staticfiles.json").is_file()
-    return root
 
 
 @pytest.fixture(scope="module")
