@@ -28,6 +28,7 @@ from accounts.services.members import (
 )
 from accounts.services.organizations import (
     organization_create,
+    organization_create_for,
     organization_delete,
     organization_update,
     unscoped_organization_delete,
@@ -62,6 +63,7 @@ __all__ = [
     "membership_change_role",
     "membership_remove",
     "organization_create",
+    "organization_create_for",
     "organization_delete",
     "organization_switch",
     "organization_update",

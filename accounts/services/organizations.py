@@ -20,6 +20,18 @@ def organization_create(*, name: str, owner: User, is_personal: bool = False) ->
     return organization
 
 
+@transaction.atomic
+def organization_create_for(*, name: str, owner: User) -> Organization:
+    """An organization a user creates for themselves (not their personal one): the
+    `organization_creating` hook point may refuse it (billing's free-organization allowance)
+    inside the same transaction, so a refused creation writes nothing; audited here so no
+    caller can forget it."""
+    hooks.organization_creating(owner)
+    organization = organization_create(name=name, owner=owner)
+    audit.record("organization.create", actor=owner, organization=organization)
+    return organization
+
+
 def repoint_default_organization(user: User, *, away_from_id) -> None:
     """A user whose default organization they no longer belong to lands in their oldest
     remaining one (or, with none left, in a fresh personal one at the next sign-in)."""

@@ -10,7 +10,6 @@ do declare accounts.permissions.ManagersOnlyToRead.
 """
 
 import django_filters
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
@@ -34,7 +33,7 @@ from accounts.serializers import (
     token_response,
 )
 from accounts.tokens import mint_tokens
-from raptorflow import audit, hooks
+from raptorflow import audit
 from raptorflow.api import TenantAPIView, validated
 from raptorflow.openapi import ErrorResponseSerializer, error_responses
 from raptorflow.pagination import paginator_with_ordering
@@ -86,11 +85,7 @@ class OrganizationListCreateView(TenantAPIView):
     )
     def post(self, request):
         data = validated(OrganizationCreateInputSerializer, request.data)
-        with transaction.atomic():
-            # Billing refuses a free organization beyond the caller's allowance (raptorflow/hooks.py).
-            hooks.organization_creating(request.user)
-            organization = services.organization_create(name=data["name"], owner=request.user)
-        audit.record("organization.create", actor=request.user, organization=organization)
+        organization = services.organization_create_for(name=data["name"], owner=request.user)
         return Response(_as_mine(request.user, organization), status=status.HTTP_201_CREATED)
 
 
@@ -194,9 +189,7 @@ class MemberDetailView(TenantAPIView):
     def patch(self, request, user_id):
         target = self.get_object()
         data = validated(MemberRoleInputSerializer, request.data)
-        membership = services.membership_change_role(
-            actor=self.caller.membership, target=target, role=data["role"]
-        )
+        membership = services.membership_change_role(actor=self.caller.membership, target=target, role=data["role"])
         return Response(MemberSerializer(membership).data)
 
     @extend_schema(
