@@ -50,6 +50,7 @@ def test_create_makes_the_caller_owner_of_a_new_team_organization(owner, owner_c
     created = Organization.objects.get(id=body["id"])
     assert Membership.objects.get(organization=created).user == owner
     assert Membership.objects.get(organization=created).role == Role.OWNER
+    assert AuditLog.objects.get(action="organization.create").organization_id == created.id
     # Creating does not switch: the token still acts in the previous organization.
     assert owner_client.get("/api/organizations/current").json()["id"] == str(org.id)
 

@@ -10,6 +10,7 @@ from accounts.services import organization_create
 from billing.models import SubscriptionStatus
 from billing.services import limit_free_organizations
 from raptorflow import hooks
+from raptorflow.models import AuditLog
 from tests.accounts_orgs.conftest import join
 
 pytestmark = pytest.mark.django_db
@@ -41,6 +42,7 @@ def test_the_personal_organization_and_one_more_are_free_then_402(owner, owner_c
     assert "2" in error["message"]
     assert owned(owner) == 2
     assert not Organization.objects.filter(name="Another team").exists()
+    assert AuditLog.objects.filter(action="organization.create").count() == 1  # the refused one is not audited
 
 
 def test_the_limit_is_a_setting(owner, owner_client, settings):
