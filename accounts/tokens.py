@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import TokenError
@@ -153,6 +154,32 @@ def revoke_access(token: AccessToken) -> None:
     )
     if random.random() < _PURGE_PROBABILITY:
         RevokedAccessToken.objects.filter(expires_at__lt=now).delete()
+
+
+def purge_expired_tokens() -> dict[str, int]:
+    """Deletes the token rows that can no longer matter (manage.py purge_expired_tokens, run
+    daily): revoked access tokens past their expiry, outstanding refresh tokens past theirs
+    (with their blacklist entries), and sign-ins whose current refresh token has expired.
+    A family is deleted only then, revoked or not: its access tokens, issued with a refresh
+    token and living ACCESS_TOKEN_LIFETIME < REFRESH_TOKEN_LIFETIME, have expired too, so
+    authentication no longer needs the revocation mark."""
+    now = timezone.now()
+    with transaction.atomic():
+        revoked, _ = RevokedAccessToken.objects.filter(expires_at__lt=now).delete()
+        live = OutstandingToken.objects.filter(jti=OuterRef("current_jti"), expires_at__gte=now)
+        # Minted in the same transaction as their outstanding row, so a family without a live
+        # one is dead; the age floor keeps any family still inside its first lifetime.
+        born_before = now - settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+        families, _ = TokenFamily.objects.filter(~Exists(live), created_at__lt=born_before).delete()
+        outstanding = OutstandingToken.objects.filter(expires_at__lt=now)
+        blacklisted, _ = BlacklistedToken.objects.filter(token__in=outstanding).delete()
+        refresh, _ = outstanding.delete()
+    return {
+        "revoked_access_tokens": revoked,
+        "token_families": families,
+        "outstanding_refresh_tokens": refresh,
+        "blacklisted_refresh_tokens": blacklisted,
+    }
 
 
 def is_access_revoked(jti) -> bool:
