@@ -27,13 +27,17 @@ from django.db import connection
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
-from rest_framework.fields import DateTimeField
 
 from billing import selectors
 from billing.models import ENTITLED_STATUSES, FREE_PLAN_CODE, Plan, Subscription, Usage
 from raptorflow.errors import PaymentRequired
 
-_iso = DateTimeField().to_representation
+
+def _iso(moment) -> str:
+    """As the API writes times (DRF's DateTimeField: UTC, ISO 8601, "Z"), without making
+    the domain layer import the framework."""
+    text = timezone.localtime(moment, timezone.get_current_timezone()).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 _USAGE, _SUBSCRIPTION, _PLAN = Usage._meta.db_table, Subscription._meta.db_table, Plan._meta.db_table
