@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from pgvector.django import CosineDistance
 
-from search import providers, selectors, services
+from search import providers, selectors, services, tenant_indexes
 from search.models import ActiveEmbeddingModel, MessageEmbedding
 from search.providers import EmbeddingSpec, active_spec
 from tests.search.conftest import MARKETING_CORPUS, add_message, make_conversation
@@ -50,6 +50,10 @@ def vectors(owner, org, outsider):
             )
         )
     MessageEmbedding.objects.bulk_create(rows)
+    # The ready tenant indexes are read once per process and period
+    # (SEARCH_TENANT_INDEX_CACHE_SECONDS), not per search: read them now.
+    tenant_indexes.forget_cache()
+    tenant_indexes.is_ready(table=tenant_indexes.MESSAGE_VECTORS, model=MODEL, scope=(org, owner))
     return {"conversations": conversations, "messages": [row.message for row in rows[:30]], "rng": rng}
 
 
@@ -116,7 +120,40 @@ def test_a_caller_with_many_vectors_costs_four_statements_and_no_transaction(set
     assert [hit.message_id for hit in hits] == [row[0] for row in expected]
 
 
-@pytest.mark.parametrize("plan", [None, "exact", "hnsw"])
+def test_a_caller_with_their_own_index_costs_three_statements_and_no_count(settings, owner, org, vectors):
+    """A ready tenant index is known without a query (the per-process cache): the scan
+    settings, the ranking through the index with the messages, the settings' reset."""
+    settings.SEARCH_EXACT_MAX_ROWS = settings.SEARCH_TENANT_INDEX_MIN_ROWS = 10
+    settings.SEARCH_TENANT_INDEX_EF_SEARCH = 100
+    outcome = tenant_indexes.unscoped_index_build(
+        table=tenant_indexes.MESSAGE_VECTORS, model=MODEL, dimensions=DIMS, scope=(org, owner)
+    )
+    assert outcome == tenant_indexes.CREATED
+    query = _unit(vectors["rng"], 1)[0].tolist()
+    _statements(lambda: _search(owner, org, query, limit=5))  # the cache, dropped by the build, is read again
+
+    hits, statements = _statements(lambda: _search(owner, org, query, limit=5))
+
+    assert len(statements) == 3, statements
+    assert statements[0].startswith("SELECT set_config('hnsw.ef_search', '100'")
+    assert "::vector(384) <=>" in statements[1] and "count(*)" not in statements[1]
+    assert "reset_val" in statements[2]
+    expected = _reference(owner=owner, org=org, query=query, limit=5)
+    assert [hit.message_id for hit in hits] == [row[0] for row in expected]
+
+
+def test_the_ready_tenant_indexes_are_read_once_per_period_not_per_search(settings, owner, org, vectors):
+    settings.SEARCH_TENANT_INDEX_CACHE_SECONDS = 60
+    tenant_indexes.forget_cache()
+    query = _unit(vectors["rng"], 1)[0].tolist()
+
+    _, statements = _statements(lambda: [_search(owner, org, query, limit=5) for _ in range(5)])
+
+    assert len([sql for sql in statements if "search_tenantvectorindex" in sql]) == 1
+    assert len(statements) == 1 + 5
+
+
+@pytest.mark.parametrize("plan", [None, "exact", "hnsw", "tenant_hnsw"])
 def test_results_match_the_exact_reference(owner, org, vectors, plan):
     """Same order, same similarities, same content, only the caller's rows; exclusions and
     min_similarity as before (30 rows: HNSW with iterative scans finds them all)."""
