@@ -355,6 +355,17 @@ def reconcile(*, model: str, dimensions: int, dry_run: bool = False, build_now: 
             done.append(f"drop {index.name}: {reason}")
             if not dry_run:
                 unscoped_index_drop(index)
+    done += build_missing(model=model, dimensions=dimensions, dry_run=dry_run, build_now=build_now)
+    if not dry_run:
+        metrics.count_background_job(task="reconcile_tenant_vector_indexes", outcome="done")
+    return done
+
+
+def build_missing(*, model: str, dimensions: int, dry_run: bool = False, build_now: bool = False) -> list[str]:
+    """The builds of every tenant above the threshold without an index of `model`, largest
+    first (up to the cap): scheduled, or run here with `build_now`. reindex_embeddings runs
+    it for the new model before switching, so large tenants are fast from the first search."""
+    done: list[str] = []
     if settings.SEARCH_TENANT_INDEX_MAX <= 0:
         return done
     from search.tasks import build_tenant_vector_index
@@ -374,6 +385,4 @@ def reconcile(*, model: str, dimensions: int, dry_run: bool = False, build_now: 
                 jobs.run_after_commit(
                     build_tenant_vector_index, table.db_table, model, int(dimensions), *_scope_values(scope)
                 )
-    if not dry_run:
-        metrics.count_background_job(task="reconcile_tenant_vector_indexes", outcome="done")
     return done
