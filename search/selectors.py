@@ -41,7 +41,8 @@ a ready tenant index is known from a per-process cache (no query). Otherwise one
 counts the caller's vectors (up to SEARCH_EXACT_MAX_ROWS + 1), ranks them exactly only when
 that count allows it, and joins the k winners to their messages by primary key; for most
 callers that is the whole search. The index plans set the HNSW settings with set_config()
-before their statement and reset them after it (two statements, no transaction).
+before their statement and reset them after it, in the same message to the server (three
+statements, one round trip, no transaction of their own).
 The SQL is compiled by the ORM (through scoped()) once per shape and reused.
 """
 
@@ -405,9 +406,14 @@ def _semantic_search(
             chosen = vector_plan.plan_after_count(rows[0][0], limit=limit)
             rows = [row[1:] for row in rows if row[1] is not None] if chosen is vector_plan.EXACT else None
         if chosen.uses_index:
-            with vector_plan.scan_settings(cursor, chosen):
-                cursor.execute(*search_statement(**common, plan=chosen.name))
-                rows = sorted(cursor.fetchall(), key=lambda row: (row[2], row[0]))[:limit]
+            rows = vector_plan.fetch_with_scan_settings(cursor, chosen, *search_statement(**common, plan=chosen.name))
+            rows = sorted(rows, key=lambda row: (row[2], row[0]))[:limit]
+            if len(rows) < limit:
+                # The scan stopped short (SEARCH_HNSW_MAX_SCAN_TUPLES reached before enough of
+                # the caller's rows): exact search is always complete. Rare and slower; a
+                # caller who holds fewer than `limit` matching rows gets the same answer.
+                cursor.execute(*search_statement(**common, plan=PLAN_EXACT))
+                rows = cursor.fetchall()
         elif rows is None:
             cursor.execute(*search_statement(**common, plan=PLAN_EXACT))
             rows = cursor.fetchall()
@@ -435,11 +441,11 @@ def semantic_search(
     chosen as choose_plan() would, inside the search statement itself.
     `using`: the database alias (raptorflow.db_router.replica_alias() for lag-tolerant reads).
 
-    Statements per call: one (search_statement: plan decision, ranking and the winners'
-    messages) for conversation scope and for callers at most SEARCH_EXACT_MAX_ROWS vectors;
-    for larger callers the shared HNSW plan adds three: the scan settings (set_config), the
-    HNSW ranking with the messages, and the settings' reset; a caller with their own index
-    runs those three only."""
+    Round trips per call: one (search_statement: plan decision, ranking and the winners'
+    messages) for conversation scope, for callers with at most SEARCH_EXACT_MAX_ROWS vectors
+    and for callers with their own index (the scan settings, the HNSW ranking with the
+    messages and the settings' reset, sent together); larger callers without one add that
+    message to the counting statement: two."""
     hits, _ = _semantic_search(
         user=user,
         organization=organization,

@@ -10,7 +10,7 @@ decides, so message vectors (search.selectors) and document chunks plan alike.
         exact while the caller holds at most SEARCH_EXACT_MAX_ROWS vectors of the model,
         the model's shared HNSW index with iterative scans above
     order_expression(dimensions)              the ORM expression both index plans order by
-    scan_settings(cursor, plan)               the HNSW settings around an index plan's statement
+    fetch_with_scan_settings(cursor, plan, sql, params)   an index plan's statement, in one round trip
 
 Why the plan is chosen here rather than by PostgreSQL (SPEC §7, README "Vector search in
 detail"): left alone, the planner filters an HNSW scan's ef_search nearest rows of the whole
@@ -30,7 +30,6 @@ rows than asked (relaxed_order may return them slightly out of order); the calle
 them by exact distance.
 """
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -135,30 +134,20 @@ def order_sql(table: VectorTable, dimensions: int) -> str:
 
 
 _SCAN_SETTINGS = ("hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples", "enable_sort")
+_RESET_SQL = "SELECT set_config(name, reset_val, false) FROM pg_settings WHERE name = ANY(%s)"
 
 
-@contextmanager
-def scan_settings(cursor, plan: VectorPlan):
-    """Iterative, wider HNSW scans for the statement run inside, set in one statement and
-    reset (to the session's values) in one more, with no transaction of their own. When
-    the statement fails inside the caller's transaction, that transaction's rollback undoes
-    the settings (SET is transactional). enable_sort off: the planner must not prefer
-    sorting the caller's rows over the index it was chosen for."""
+def fetch_with_scan_settings(cursor, plan: VectorPlan, sql: str, params: list) -> list:
+    """The rows of an index plan's statement `sql`, run with iterative, wider HNSW scans:
+    the settings, the statement and the settings' reset go to the server as one message
+    (three statements, one round trip; client-side binding, as Django's PostgreSQL
+    backend does by default). enable_sort off: the planner must not prefer sorting the
+    caller's rows over the index it was chosen for. In autocommit the three run as one
+    implicit transaction, so a failing statement takes the settings back with it; inside
+    the caller's transaction, that transaction's rollback does (SET is transactional)."""
     values = (str(int(plan.ef_search)), "relaxed_order", str(int(plan.max_scan_tuples)), "off")
-    cursor.execute(
-        "SELECT " + ", ".join("set_config(%s, %s, false)" for _ in _SCAN_SETTINGS),
-        [item for pair in zip(_SCAN_SETTINGS, values, strict=True) for item in pair],
-    )
-    try:
-        yield
-    except Exception:
-        if not cursor.db.in_atomic_block:
-            _reset_settings(cursor)
-        raise
-    _reset_settings(cursor)
-
-
-def _reset_settings(cursor) -> None:
-    cursor.execute(
-        "SELECT set_config(name, reset_val, false) FROM pg_settings WHERE name = ANY(%s)", [list(_SCAN_SETTINGS)]
-    )
+    settings_sql = "SELECT " + ", ".join("set_config(%s, %s, false)" for _ in _SCAN_SETTINGS)
+    settings_params = [item for pair in zip(_SCAN_SETTINGS, values, strict=True) for item in pair]
+    cursor.execute(f"{settings_sql}; {sql}; {_RESET_SQL}", [*settings_params, *params, list(_SCAN_SETTINGS)])
+    cursor.nextset()
+    return cursor.fetchall()

@@ -150,7 +150,8 @@ def _explain_search(tenant: Tenant, query: np.ndarray, model: str) -> str:
     settings it set (undone by the rollback)."""
     with CaptureQueriesContext(connection) as captured:
         _search(tenant, query, model)
-    statements = [q["sql"] for q in captured.captured_queries]
+    # An index plan sends its scan settings, its ranking and their reset in one message.
+    statements = [part for q in captured.captured_queries for part in q["sql"].split("; ")]
     with transaction.atomic(), connection.cursor() as cursor:
         for sql in statements:
             if sql.startswith("SELECT set_config('"):
@@ -221,6 +222,30 @@ def test_a_large_tenant_gets_k_rows_with_high_recall_with_and_without_its_index(
                 assert {hit.message_id for hit in hits} <= set(tenant.message_ids)
             recalls.append(_recall([hit.message_id for hit in _search(tenant, query, model)], tenant.true_top_k(query)))
         assert np.mean(recalls) >= 0.95, (plan, recalls)
+
+
+@pytest.mark.django_db
+def test_a_shared_index_scan_that_stops_short_falls_back_to_exact_search(settings, model):
+    """Without an index of their own, a large tenant's scan of the shared index is capped by
+    SEARCH_HNSW_MAX_SCAN_TUPLES; when the cap leaves fewer than k of their rows, the exact
+    plan answers instead: never fewer than k rows when k exist."""
+    for index in range(3):
+        _tenant(f"neighbour{index}@synthetic.test", 900, model, seed=40 + index)
+    tenant = _tenant("capped@synthetic.test", 400, model, seed=44)
+    _analyze()
+    settings.SEARCH_HNSW_EF_SEARCH = 40
+    settings.SEARCH_HNSW_MAX_SCAN_TUPLES = 1
+    query = _vectors(1, seed=103)[0]
+
+    with CaptureQueriesContext(connection) as captured:
+        hits = _search(tenant, query, model, limit=50)
+
+    assert len(hits) == 50
+    assert {hit.message_id for hit in hits} == set(tenant.true_top_k(query, k=50))
+    # (Leaving out the per-process read of the ready tenant indexes.)
+    statements = [q["sql"] for q in captured.captured_queries if "search_tenantvectorindex" not in q["sql"]]
+    assert len(statements) == 3, statements  # the count, the capped index scan, the exact fallback
+    assert "::vector(384) <=>" in statements[1] and "::vector(384) <=>" not in statements[2]
 
 
 @pytest.mark.django_db
@@ -436,3 +461,24 @@ def test_a_failed_build_leaves_no_invalid_index_and_search_still_answers(model, 
     done = tenant_indexes.reconcile(model=model, dimensions=DIMS, build_now=True)
     assert done == [f"drop {index.name}: failed build (retried)", f"build {index.name}: 400 rows: created"]
     assert _pg_index(index.name) is True
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_drop_tenant_indexes_after")
+def test_a_failing_index_search_leaves_no_scan_setting_behind_on_the_connection(model, monkeypatch):
+    tenant = _tenant("broken@synthetic.test", 400, model, seed=27)
+    assert _build(tenant, model) == tenant_indexes.CREATED
+    real_statement = selectors.search_statement
+
+    def failing(**kwargs):
+        sql, params = real_statement(**kwargs)
+        return sql.replace("FROM ranked", "FROM no_such_table", 1), params
+
+    monkeypatch.setattr(selectors, "search_statement", failing)
+
+    with pytest.raises(Exception, match="no_such_table"):
+        _search(tenant, _vectors(1, seed=102)[0], model)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_sort'), current_setting('hnsw.iterative_scan')")
+        assert cursor.fetchone() == ("on", "off")
