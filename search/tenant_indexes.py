@@ -31,6 +31,7 @@ import logging
 import threading
 import time
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -50,6 +51,9 @@ EXISTS = "exists"
 CAP_REACHED = "cap_reached"
 TOO_SMALL = "too_small"
 FAILED = "failed"
+
+# A build still `building` after this long was abandoned by its worker.
+ABANDONED_AFTER = timedelta(hours=6)
 
 # Serializes build claims (the cap is a count); any constant unlikely to clash.
 _CLAIM_LOCK = 0x7E4A_11D3
@@ -256,9 +260,11 @@ def _run_ddl(sql: str, *, memory_mb: int | None = None) -> None:
         if connection.in_atomic_block:
             # Inside a transaction that already wrote rows, PostgreSQL refuses index DDL while
             # deferred foreign-key checks are pending (Django's are DEFERRABLE INITIALLY DEFERRED).
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(sql)
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+            # A savepoint, so that a failed build leaves the transaction usable.
+            with transaction.atomic():
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute(sql)
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
             return
         if memory_mb:
             # An HNSW build far slower once its graph outgrows maintenance_work_mem.
@@ -339,6 +345,7 @@ def reconcile(*, model: str, dimensions: int, dry_run: bool = False, build_now: 
         if not dry_run:
             _run_ddl(_drop_index_sql(name))
     floor = settings.SEARCH_TENANT_INDEX_MIN_ROWS // 2
+    abandoned_before = timezone.now() - ABANDONED_AFTER
     for index in TenantVectorIndex.objects.order_by("pk"):
         table = _tables.get(index.table)
         scope = [v for v in (index.organization_id, index.owner_id) if v is not None]
@@ -347,6 +354,10 @@ def reconcile(*, model: str, dimensions: int, dry_run: bool = False, build_now: 
             reason = "model no longer served" if table else "unknown table"
         elif index.state == TenantVectorIndex.State.FAILED:
             reason = "failed build (retried)"
+        elif index.state == TenantVectorIndex.State.BUILDING and index.created_at < abandoned_before:
+            # Its worker died mid-build (a live CONCURRENTLY build of the largest tenant takes
+            # minutes, not hours): what it left is dropped and the build claimed again.
+            reason = "build abandoned (retried)"
         elif index.state == TenantVectorIndex.State.READY:
             held = held_rows(table=table, model=index.model, scope=scope, at_most=floor)
             if held <= floor:

@@ -9,12 +9,14 @@ here hold hundreds of synthetic vectors of the active model, not tens of thousan
 
 import html
 import uuid
+from datetime import timedelta
 
 import numpy as np
 import pytest
 from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import user_create_with_personal_organization
@@ -314,6 +316,29 @@ def test_reconcile_drops_the_index_of_a_tenant_that_shrank_and_of_a_model_no_lon
     tenant_indexes.reconcile(model="another-model", dimensions=DIMS)
     assert _pg_index(_index_of(steady, model)) is None
     assert not TenantVectorIndex.objects.exists()
+
+
+@pytest.mark.django_db
+def test_reconcile_retries_a_build_its_worker_abandoned(model):
+    large = _tenant("large@synthetic.test", 400, model, seed=19)
+    name = _index_of(large, model)
+    TenantVectorIndex.objects.create(
+        name=name,
+        table=MESSAGE_VECTORS.db_table,
+        model=model,
+        dimensions=DIMS,
+        organization=large.organization,
+        owner=large.user,
+    )
+    # A build claimed minutes ago may still be running: left alone.
+    assert tenant_indexes.reconcile(model=model, dimensions=DIMS, dry_run=True) == []
+    TenantVectorIndex.objects.filter(name=name).update(created_at=timezone.now() - timedelta(hours=7))
+
+    done = tenant_indexes.reconcile(model=model, dimensions=DIMS, build_now=True)
+
+    assert done == [f"drop {name}: build abandoned (retried)", f"build {name}: 400 rows: created"]
+    assert TenantVectorIndex.objects.get().state == "ready"
+    assert _pg_index(name) is True
 
 
 @pytest.mark.django_db
