@@ -19,7 +19,7 @@ table down to the caller's, and a mid-sized tenant silently gets fewer than k ro
   they are few: complete, and fast through the b-tree on the scope columns and model;
 - the caller's own partial HNSW index once they are large (its predicate is the search's
   own filter — model and scope columns — so every row it yields is theirs: no filter loss,
-  and a small ef_search reaches high recall);
+  no long iterative scan);
 - the model's shared partial HNSW index with iterative scans for a large caller without
   an index of their own yet (building, or over SEARCH_TENANT_INDEX_MAX): the scan goes on
   until enough of the caller's rows are found, capped by SEARCH_HNSW_MAX_SCAN_TUPLES.
@@ -28,6 +28,15 @@ run under the same iterative settings, so if a tenant index is dropped between t
 refreshes the statement still answers, from the shared index. Index plans fetch a few more
 rows than asked (relaxed_order may return them slightly out of order); the caller re-sorts
 them by exact distance.
+
+Another embedded table (document chunks) reuses it by describing itself once —
+`search.tenant_indexes.register_table(VectorTable("documents_chunk", ("organization_id",)))`
+— then, in its selector: plan_before(); when None, a statement that counts the caller's rows
+(up to SEARCH_EXACT_MAX_ROWS + 1) and ranks them exactly when plan_after_count() says so;
+otherwise its ranking ordered by order_expression() through fetch_with_scan_settings(), re-sorted
+by exact distance. After storing vectors it calls tenant_indexes.index_if_grown() so its large
+tenants get their own index (the registry, the cap, the admin and the drop on organization
+deletion are shared).
 """
 
 from dataclasses import dataclass
