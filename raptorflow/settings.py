@@ -433,6 +433,15 @@ PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 2)  # on 429/5xx, with ex
 SEARCH_EXACT_MAX_ROWS = env_int("SEARCH_EXACT_MAX_ROWS", 10_000)
 SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 200)
 SEARCH_HNSW_MAX_SCAN_TUPLES = env_int("SEARCH_HNSW_MAX_SCAN_TUPLES", 50_000)
+# A caller holding more than SEARCH_TENANT_INDEX_MIN_ROWS vectors of a model gets a partial
+# HNSW index of their own, built CONCURRENTLY by a background job (search.tenant_indexes),
+# searched with SEARCH_TENANT_INDEX_EF_SEARCH; at most SEARCH_TENANT_INDEX_MAX exist (0: none).
+SEARCH_TENANT_INDEX_MIN_ROWS = env_int("SEARCH_TENANT_INDEX_MIN_ROWS", 10_000)
+SEARCH_TENANT_INDEX_MAX = env_int("SEARCH_TENANT_INDEX_MAX", 100)
+SEARCH_TENANT_INDEX_EF_SEARCH = env_int("SEARCH_TENANT_INDEX_EF_SEARCH", 400)
+SEARCH_TENANT_INDEX_BUILD_MEMORY_MB = env_int("SEARCH_TENANT_INDEX_BUILD_MEMORY_MB", 1024)
+# How long a process trusts its list of ready tenant indexes (a stale entry costs speed only).
+SEARCH_TENANT_INDEX_CACHE_SECONDS = env_float("SEARCH_TENANT_INDEX_CACHE_SECONDS", 30.0)
 OPENAI_CHAT_MODEL = env_str("OPENAI_CHAT_MODEL", "gpt-4o-mini")
 GEMINI_CHAT_MODEL = env_str("GEMINI_CHAT_MODEL", "gemini-2.5-flash")
 OPENROUTER_CHAT_MODEL = env_str("OPENROUTER_CHAT_MODEL", "openai/gpt-4o-mini")

@@ -3,11 +3,19 @@ embedding rows themselves without their vectors (a vector is 384-1536 floats of 
 person, and the content they encode is already visible on the message)."""
 
 from django.contrib import admin
-from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models import BigIntegerField, Count, IntegerField, OuterRef, Subquery
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
+from django.template.defaultfilters import filesizeformat
 
 from conversations.models import Message
-from search.models import ActiveEmbeddingModel, EmbeddingCoverage, MessageEmbedding, SearchExclusion
+from search.models import (
+    ActiveEmbeddingModel,
+    EmbeddingCoverage,
+    MessageEmbedding,
+    SearchExclusion,
+    TenantVectorIndex,
+)
 from search.providers import active_spec
 
 
@@ -127,3 +135,44 @@ class ActiveEmbeddingModelAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(TenantVectorIndex)
+class TenantVectorIndexAdmin(ReadOnlyAdmin):
+    """The partial HNSW indexes of large tenants (search.tenant_indexes), with their size on
+    disk. Built and dropped by background jobs and `manage.py tenant_vector_indexes --sync`
+    only: deleting a row here would leave its index behind."""
+
+    list_display = ["name", "organization", "owner", "model", "state", "rows", "size", "created_at", "ready_at"]
+    list_filter = ["state", "model"]
+    search_fields = ["name", "organization__name", "owner__email"]
+    list_select_related = ["organization", "owner"]
+    fields = [
+        "name",
+        "table",
+        "model",
+        "dimensions",
+        "organization",
+        "owner",
+        "state",
+        "rows",
+        "error",
+        "created_at",
+        "ready_at",
+    ]
+    readonly_fields = fields
+    ordering = ["-rows"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        # NULL while an index does not exist (building, failed).
+        # The table name is our own constant, not input.
+        table = TenantVectorIndex._meta.db_table
+        size = RawSQL(f"pg_relation_size(to_regclass({table}.name))", (), BigIntegerField())  # noqa: S611
+        return super().get_queryset(request).annotate(size_bytes=size)
+
+    @admin.display(description="size", ordering="size_bytes")
+    def size(self, index):
+        return "-" if index.size_bytes is None else filesizeformat(index.size_bytes)

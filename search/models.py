@@ -135,3 +135,50 @@ class EmbeddingCoverage(Organization):
         proxy = True
         verbose_name = "embedding coverage"
         verbose_name_plural = "embedding coverage"
+
+
+class TenantVectorIndexQuerySet(TenantQuerySet):
+    pass
+
+
+class TenantVectorIndex(models.Model):
+    """A partial HNSW index over one tenant's vectors of one model in one embedded table,
+    built CONCURRENTLY by a background job once the tenant holds more than
+    SEARCH_TENANT_INDEX_MIN_ROWS of them (search.tenant_indexes). Its predicate is the
+    search's own filter (model and scope columns), so the planner picks it for that
+    tenant's searches and every row it yields is theirs. One row per index; the row
+    exists from the moment a build is claimed (state `building`), which is how at most
+    SEARCH_TENANT_INDEX_MAX indexes exist and two jobs never build the same one."""
+
+    tenant_scope = TenantScope.ORGANIZATION
+
+    class State(models.TextChoices):
+        BUILDING = "building"
+        READY = "ready"
+        FAILED = "failed"
+
+    id = models.BigAutoField(primary_key=True)
+    # The PostgreSQL index, named from (table, model, scope): search.tenant_indexes.index_name.
+    name = models.CharField(max_length=63, unique=True)
+    table = models.CharField(max_length=63)
+    model = models.CharField(max_length=100)
+    dimensions = models.PositiveSmallIntegerField()
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # The owner for per-person tables (message vectors); null where the organization is the scope.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, related_name="+")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.BUILDING)
+    # The tenant's rows when the index was built (and at each reconcile).
+    rows = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantVectorIndexQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "state"], name="tenant_vector_index_org")]
+
+    def __str__(self):
+        return f"{self.name} ({self.model}, {self.state})"

@@ -21,22 +21,28 @@ raptorflow.tenancy.scoped(): a caller only ever sees vectors of their own conver
 (organization + owner). Every query filters on one model: vectors of different models are
 never compared.
 
-How a search is planned (SPEC §7: left to the planner, a filtered HNSW scan can silently
-return nothing for a mid-sized tenant):
+How a search is planned: search.vector_plan decides, as it does for every embedded table
+(SPEC §7: left to the planner, a filtered HNSW scan can silently return nothing for a
+mid-sized tenant):
 - conversation-scoped search is exact;
-- global search is exact while the caller holds at most SEARCH_EXACT_MAX_ROWS vectors of the
-  model, else it uses the model's HNSW index with `hnsw.iterative_scan = relaxed_order`
-  (the scan continues until enough of the caller's rows are found), a larger
-  `hnsw.ef_search`, and re-sorts what comes back by exact distance.
+- a caller with a partial HNSW index of their own (search.tenant_indexes: built for the
+  callers above SEARCH_TENANT_INDEX_MIN_ROWS vectors) is served by it;
+- otherwise global search is exact while the caller holds at most SEARCH_EXACT_MAX_ROWS
+  vectors of the model, else it uses the model's shared HNSW index with
+  `hnsw.iterative_scan = relaxed_order` (the scan continues until enough of the caller's
+  rows are found), a larger `hnsw.ef_search`, and re-sorts what comes back by exact distance.
 The exact plan orders by `embedding <=> q`, which no index matches, so the planner cannot
-pick the HNSW index for it; the HNSW plan orders by `embedding::vector(<dims>) <=> q`, the
-expression the per-model partial index is built on (search.vector_index).
+pick an HNSW index for it; the index plans order by `embedding::vector(<dims>) <=> q`, the
+expression the per-model and per-tenant partial indexes are built on; with a tenant index
+in place PostgreSQL picks it over the shared one (its predicate is the statement's filter).
 
-Round trips (search_statement): the plan decision is not a query of its own. One statement
+Round trips (search_statement): the plan decision is not a query of its own. A caller with
+a ready tenant index is known from a per-process cache (no query). Otherwise one statement
 counts the caller's vectors (up to SEARCH_EXACT_MAX_ROWS + 1), ranks them exactly only when
 that count allows it, and joins the k winners to their messages by primary key; for most
-callers that is the whole search. Above the threshold, the HNSW settings are set with
-set_config() before the HNSW statement and reset after it (two statements, no transaction).
+callers that is the whole search. The index plans set the HNSW settings with set_config()
+before their statement and reset them after it, in the same message to the server (three
+statements, one round trip, no transaction of their own).
 The SQL is compiled by the ORM (through scoped()) once per shape and reused.
 """
 
@@ -45,7 +51,6 @@ import re
 import time
 from array import array
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID, uuid4
@@ -56,16 +61,16 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Count, F, Max, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
-from pgvector.django import CosineDistance, VectorField
+from pgvector.django import CosineDistance
 
 from conversations.models import Message
 from raptorflow import metrics
 from raptorflow.db_router import replica_alias
 from raptorflow.tenancy import scoped
+from search import vector_plan
 from search.models import MessageEmbedding, SearchExclusion
-
-PLAN_EXACT = "exact"
-PLAN_HNSW = "hnsw"
+from search.tenant_indexes import MESSAGE_VECTORS
+from search.vector_plan import PLAN_EXACT, PLAN_HNSW, PLAN_TENANT_HNSW, order_expression
 
 MODE_VECTOR = "vector"
 MODE_HYBRID = "hybrid"
@@ -129,22 +134,28 @@ def embeddings_visible_to(*, user, organization, model: str, conversation_id=Non
 
 
 def choose_plan(*, user, organization, model: str, conversation_id=None, using=DEFAULT_DB_ALIAS) -> str:
-    """Exact for one conversation and for callers with few vectors; HNSW above that.
-    (semantic_search decides the same inside its own statement; this is for callers that
-    want to know the plan beforehand.)"""
-    if conversation_id is not None:
-        return PLAN_EXACT
-    threshold = settings.SEARCH_EXACT_MAX_ROWS
+    """The plan semantic_search would pick (search.vector_plan), for callers that want to
+    know it beforehand; semantic_search decides the same inside its own statement."""
+    plan = vector_plan.plan_before(
+        table=MESSAGE_VECTORS,
+        model=model,
+        scope=(organization, user),
+        limit=10,
+        narrowed=conversation_id is not None,
+    )
+    if plan is not None:
+        return plan.name
     # Counting stops at threshold + 1: a huge tenant costs no more than a small one.
+    threshold = settings.SEARCH_EXACT_MAX_ROWS
     held = embeddings_visible_to(user=user, organization=organization, model=model, using=using)[
         : threshold + 1
     ].count()
-    return PLAN_EXACT if held <= threshold else PLAN_HNSW
+    return vector_plan.plan_after_count(held, limit=10).name
 
 
 def hnsw_order_expression(dimensions: int) -> Cast:
-    """The expression every per-model HNSW index is built on."""
-    return Cast("embedding", VectorField(dimensions=dimensions))
+    """The expression every HNSW index on the embeddings is built on."""
+    return order_expression(dimensions)
 
 
 def _hit(row: Sequence) -> SearchHit:
@@ -307,11 +318,13 @@ def _compile_statement(
         queryset = queryset.filter(message_id__in=message_ids)
     if exclude_message_ids:
         queryset = queryset.exclude(message_id__in=exclude_message_ids)
-    if plan == PLAN_HNSW:
+    index_plan = plan in (PLAN_HNSW, PLAN_TENANT_HNSW)
+    if index_plan:
         # relaxed_order may return rows slightly out of order: take a few more than asked,
         # ordered by the distance alone (what the index scan delivers); semantic_search
         # re-sorts them by their exact distance.
-        order, ordering, candidates = hnsw_order_expression(len(query_vector)), ("distance",), max(limit * 2, 40)
+        order, ordering = hnsw_order_expression(len(query_vector)), ("distance",)
+        candidates = vector_plan.hnsw_plan(limit).candidates(limit)
     else:
         order, ordering, candidates = "embedding", ("distance", "message_id"), limit
     ranked_sql, ranked_params = _sql(
@@ -329,7 +342,7 @@ def _compile_statement(
     )
     # The pieces are SQL compiled by the ORM; every value is a parameter.
     hits = f"SELECT {_HIT_COLUMNS} FROM ranked CROSS JOIN LATERAL ({messages_sql}) m"  # noqa: S608
-    if plan == PLAN_HNSW:
+    if index_plan:
         # No ORDER BY here: PostgreSQL takes the CTE's rows as already sorted by distance (they
         # are only nearly so) and would stop reading them at the LIMIT. semantic_search sorts.
         return f"WITH ranked AS MATERIALIZED ({ranked_sql}) {hits}", [*ranked_params, *messages_params]
@@ -348,35 +361,6 @@ def _compile_statement(
         f"SELECT held.n, hit.* FROM held LEFT JOIN ({hits}) hit ON true ORDER BY hit.distance, hit.message_id"
     )
     return sql, [*held_params, *ranked_params, threshold, *messages_params, limit]
-
-
-_HNSW_SETTINGS = ("hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples", "enable_sort")
-
-
-@contextmanager
-def _hnsw_scan_settings(cursor, *, ef_search: int):
-    """Iterative, wider HNSW scans for the statement run inside, set in one statement and
-    reset (to the session's values) in one more, with no transaction of their own. When
-    the statement fails inside the caller's transaction, that transaction's rollback undoes
-    the settings (SET is transactional)."""
-    values = (str(int(ef_search)), "relaxed_order", str(int(settings.SEARCH_HNSW_MAX_SCAN_TUPLES)), "off")
-    cursor.execute(
-        "SELECT " + ", ".join("set_config(%s, %s, false)" for _ in _HNSW_SETTINGS),
-        [item for pair in zip(_HNSW_SETTINGS, values, strict=True) for item in pair],
-    )
-    try:
-        yield
-    except Exception:
-        if not cursor.db.in_atomic_block:
-            _reset_settings(cursor)
-        raise
-    _reset_settings(cursor)
-
-
-def _reset_settings(cursor) -> None:
-    cursor.execute(
-        "SELECT set_config(name, reset_val, false) FROM pg_settings WHERE name = ANY(%s)", [list(_HNSW_SETTINGS)]
-    )
 
 
 def _semantic_search(
@@ -404,29 +388,39 @@ def _semantic_search(
         "using": using,
         "message_ids": message_ids,
     }
-    if conversation_id is not None or message_ids is not None:
-        plan = PLAN_EXACT
+    if plan is not None:
+        chosen = vector_plan.plan_named(plan, limit=limit)
+    else:
+        chosen = vector_plan.plan_before(
+            table=MESSAGE_VECTORS,
+            model=model,
+            scope=(organization, user),
+            limit=limit,
+            narrowed=conversation_id is not None or message_ids is not None,
+        )
     rows = None
     with connections[using].cursor() as cursor:
-        if plan is None:
+        if chosen is None:
             cursor.execute(*search_statement(**common))
             rows = cursor.fetchall()
-            if rows[0][0] <= settings.SEARCH_EXACT_MAX_ROWS:
-                plan = PLAN_EXACT
-                rows = [row[1:] for row in rows if row[1] is not None]
-            else:
-                plan = PLAN_HNSW
-        if plan == PLAN_HNSW:
-            with _hnsw_scan_settings(cursor, ef_search=max(settings.SEARCH_HNSW_EF_SEARCH, limit * 2, 40)):
-                cursor.execute(*search_statement(**common, plan=PLAN_HNSW))
-                rows = sorted(cursor.fetchall(), key=lambda row: (row[2], row[0]))[:limit]
-        elif plan == PLAN_EXACT and rows is None:
+            chosen = vector_plan.plan_after_count(rows[0][0], limit=limit)
+            rows = [row[1:] for row in rows if row[1] is not None] if chosen is vector_plan.EXACT else None
+        if chosen.uses_index:
+            rows = vector_plan.fetch_with_scan_settings(cursor, chosen, *search_statement(**common, plan=chosen.name))
+            rows = sorted(rows, key=lambda row: (row[2], row[0]))[:limit]
+            if len(rows) < limit:
+                # The scan stopped short (SEARCH_HNSW_MAX_SCAN_TUPLES reached before enough of
+                # the caller's rows): exact search is always complete. Rare and slower; a
+                # caller who holds fewer than `limit` matching rows gets the same answer.
+                cursor.execute(*search_statement(**common, plan=PLAN_EXACT))
+                rows = cursor.fetchall()
+        elif rows is None:
             cursor.execute(*search_statement(**common, plan=PLAN_EXACT))
             rows = cursor.fetchall()
     hits = [_hit(row) for row in rows]
     if min_similarity is not None:
         hits = [hit for hit in hits if hit.similarity >= min_similarity]
-    return hits, plan
+    return hits, chosen.name
 
 
 def semantic_search(
@@ -443,14 +437,15 @@ def semantic_search(
     using: str = DEFAULT_DB_ALIAS,
 ) -> list[SearchHit]:
     """The caller's `limit` messages nearest to `query_vector` among vectors of `model`,
-    best first. `plan` forces exact/hnsw (for tests and benchmarks); default: chosen as
-    choose_plan() would, inside the search statement itself.
+    best first. `plan` forces exact/hnsw/tenant_hnsw (for tests and benchmarks); default:
+    chosen as choose_plan() would, inside the search statement itself.
     `using`: the database alias (raptorflow.db_router.replica_alias() for lag-tolerant reads).
 
-    Statements per call: one (search_statement: plan decision, ranking and the winners'
-    messages) for conversation scope and for callers at most SEARCH_EXACT_MAX_ROWS vectors;
-    for larger callers the HNSW plan adds three: the scan settings (set_config), the HNSW
-    ranking with the messages, and the settings' reset."""
+    Round trips per call: one (search_statement: plan decision, ranking and the winners'
+    messages) for conversation scope, for callers with at most SEARCH_EXACT_MAX_ROWS vectors
+    and for callers with their own index (the scan settings, the HNSW ranking with the
+    messages and the settings' reset, sent together); larger callers without one add that
+    message to the counting statement: two."""
     hits, _ = _semantic_search(
         user=user,
         organization=organization,

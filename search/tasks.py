@@ -9,13 +9,23 @@ vector of the same text exists, when the message is gone, or when it was taken o
 search on purpose — so a redelivered or repeated job is harmless (acks_late). A provider
 that is down or rate limiting (UpstreamUnavailable) is retried with exponential backoff;
 the message itself is stored already and never waits for this. Whatever is still missing
-after the retries is found by `manage.py backfill_embeddings`.
+after the retries is found by `manage.py backfill_embeddings`. Once a new vector is stored,
+its tenant's partial HNSW index is scheduled if they just grew large enough
+(search.tenant_indexes.index_if_grown).
+
+build_tenant_vector_index(table, model, dimensions, *scope): builds one tenant's partial
+HNSW index CONCURRENTLY (idempotent: a claimed or built index is left alone; the cap holds).
+drop_tenant_vector_indexes(organization_id): drops an organization's tenant indexes.
+reconcile_tenant_vector_indexes(): builds what is missing and drops what is no longer
+wanted (`manage.py tenant_vector_indexes` runs the same).
 """
 
 from celery import shared_task
 
 from raptorflow import jobs, metrics
 from raptorflow.errors import NotConfigured, UpstreamUnavailable
+
+CREATED = "created"  # search.services.CREATED, without importing the services at startup
 
 
 @shared_task(
@@ -37,7 +47,49 @@ def embed_message(message_id: str) -> str:
         metrics.count_background_job(task="embed_message", outcome=type(exc).__name__)
         raise
     metrics.count_background_job(task="embed_message", outcome=outcome)
+    if outcome == CREATED:
+        _index_tenant_if_grown(message_id)
     return outcome
+
+
+def _index_tenant_if_grown(message_id: str) -> None:
+    from search.models import MessageEmbedding
+    from search.providers import active_spec
+    from search.tenant_indexes import MESSAGE_VECTORS, index_if_grown
+
+    spec = active_spec()
+    row = (
+        MessageEmbedding.objects.filter(message_id=message_id, model=spec.model)
+        .values_list("organization_id", "owner_id")
+        .first()
+    )
+    if row is not None:
+        index_if_grown(table=MESSAGE_VECTORS, model=spec.model, dimensions=spec.dimensions, scope=row)
+
+
+@shared_task(acks_late=True)
+def build_tenant_vector_index(table: str, model: str, dimensions: int, *scope: str) -> str:
+    from search.tenant_indexes import table_named, unscoped_index_build
+
+    outcome = unscoped_index_build(table=table_named(table), model=model, dimensions=dimensions, scope=scope)
+    metrics.count_background_job(task="build_tenant_vector_index", outcome=outcome)
+    return outcome
+
+
+@shared_task(acks_late=True)
+def drop_tenant_vector_indexes(organization_id: str) -> int:
+    from search.tenant_indexes import unscoped_organization_indexes_drop
+
+    return unscoped_organization_indexes_drop(organization_id=organization_id)
+
+
+@shared_task(acks_late=True)
+def reconcile_tenant_vector_indexes() -> list[str]:
+    from search.providers import active_spec
+    from search.tenant_indexes import reconcile
+
+    spec = active_spec()
+    return reconcile(model=spec.model, dimensions=spec.dimensions)
 
 
 def schedule_message_embedding(message_id) -> None:

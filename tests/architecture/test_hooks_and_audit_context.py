@@ -12,10 +12,13 @@ from raptorflow import audit, hooks, jobs
 from raptorflow.errors import exception_handler
 from raptorflow.models import AuditLog
 from search.tasks import schedule_message_embedding
+from search.tenant_indexes import drop_for_organization
 
 
 def test_billing_and_search_fill_in_the_core_hook_points():
-    assert hooks.organization_deleting.receivers == (cancel_for_organization_deletion,)
+    # search's receiver drops the organization's tenant vector indexes; should billing then
+    # block the deletion, they are rebuilt by the next embedding job (speed only, no data).
+    assert hooks.organization_deleting.receivers == (drop_for_organization, cancel_for_organization_deletion)
     assert hooks.message_stored.receivers == (schedule_message_embedding,)
 
 

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from django.core.management import CommandError, call_command
 
-from search import vector_index
-from search.models import ActiveEmbeddingModel, MessageEmbedding, SearchExclusion
+from search import selectors, tenant_indexes, vector_index
+from search.models import ActiveEmbeddingModel, MessageEmbedding, SearchExclusion, TenantVectorIndex
 from tests.search.conftest import MARKETING_CORPUS, add_message, make_conversation
 
 pytestmark = pytest.mark.django_db
@@ -163,6 +163,40 @@ def test_reindex_moves_search_to_the_new_model_and_drops_the_old_vectors(
     assert len(response.json()["results"]) == 3
     stats = owner_client.get("/api/search/embedding-stats").json()
     assert (stats["provider"], stats["model"], stats["coverage"]) == ("openai", "text-embedding-3-small", 1.0)
+
+
+def test_reindex_moves_the_tenant_indexes_to_the_new_model(
+    settings, respx_mock, owner, org, owner_client, messages, local_model
+):
+    """Large tenants get the new model's own index before the switch, and lose the old one's
+    with the old vectors (indexes are per model: vectors of two models are never compared)."""
+    settings.SEARCH_EXACT_MAX_ROWS = settings.SEARCH_TENANT_INDEX_MIN_ROWS = 4
+    tenant_indexes.forget_cache()
+    _run("backfill_embeddings")
+
+    def index_of(model):
+        return tenant_indexes.index_name(table=tenant_indexes.MESSAGE_VECTORS, model=model, scope=(org, owner))
+
+    old, new = index_of("all-MiniLM-L6-v2-int8"), index_of("text-embedding-3-small")
+    out, _ = _run("tenant_vector_indexes", "--sync")
+    assert out.strip() == f"build {old}: {len(messages)} rows: created"
+    settings.OPENAI_API_KEY = "sk-test"
+    respx_mock.post(OPENAI_URL).mock(side_effect=_openai_ok)
+
+    out, _ = _run("reindex_embeddings", "--model", "text-embedding-3-small", "--batch-size", "5")
+
+    assert f"Tenant index: build {new}: {len(messages)} rows: created" in out
+    assert f"Tenant index: drop {old}: model no longer served" in out
+    assert list(TenantVectorIndex.objects.values_list("name", "model", "dimensions", "state")) == [
+        (new, "text-embedding-3-small", 1536, "ready")
+    ]
+    listing, _ = _run("tenant_vector_indexes")
+    assert new in listing and old not in listing
+    plan = selectors.choose_plan(user=owner, organization=org, model="text-embedding-3-small")
+    assert plan == "tenant_hnsw"
+    response = owner_client.post("/api/search/semantic-search", {"query": "ads", "limit": 3}, format="json")
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 3
 
 
 def test_reindex_stopped_by_an_outage_does_not_switch(settings, respx_mock, owner_client, messages, local_model):

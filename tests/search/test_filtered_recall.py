@@ -182,7 +182,8 @@ def _explain(tenant, query, **kwargs) -> str:
     under the same HNSW settings (undone by the rollback)."""
     with CaptureQueriesContext(connection) as captured:
         _search(tenant, query, **kwargs)
-    statements = [q["sql"] for q in captured.captured_queries]
+    # An index plan sends its scan settings, its ranking and their reset in one message.
+    statements = [part for q in captured.captured_queries for part in q["sql"].split("; ")]
     settings_sql = [sql for sql in statements if sql.startswith("SELECT set_config('")]
     search_sql = [sql for sql in statements if "<=>" in sql][-1]
     with transaction.atomic(), connection.cursor() as cursor:

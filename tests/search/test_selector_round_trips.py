@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from pgvector.django import CosineDistance
 
-from search import providers, selectors, services
+from search import providers, selectors, services, tenant_indexes
 from search.models import ActiveEmbeddingModel, MessageEmbedding
 from search.providers import EmbeddingSpec, active_spec
 from tests.search.conftest import MARKETING_CORPUS, add_message, make_conversation
@@ -50,6 +50,10 @@ def vectors(owner, org, outsider):
             )
         )
     MessageEmbedding.objects.bulk_create(rows)
+    # The ready tenant indexes are read once per process and period
+    # (SEARCH_TENANT_INDEX_CACHE_SECONDS), not per search: read them now.
+    tenant_indexes.forget_cache()
+    tenant_indexes.is_ready(table=tenant_indexes.MESSAGE_VECTORS, model=MODEL, scope=(org, owner))
     return {"conversations": conversations, "messages": [row.message for row in rows[:30]], "rng": rng}
 
 
@@ -97,18 +101,20 @@ def test_an_exact_search_decided_beforehand_is_one_statement(owner, org, vectors
     assert "count(*)" not in statements[0]
 
 
-def test_a_caller_with_many_vectors_costs_four_statements_and_no_transaction(settings, owner, org, vectors):
+def test_a_caller_with_many_vectors_costs_two_round_trips_and_no_transaction(settings, owner, org, vectors):
     """Above SEARCH_EXACT_MAX_ROWS: the gated statement (its count says HNSW, its exact scan
-    does not run), set_config of the HNSW scan settings, the HNSW ranking with the messages,
-    and the settings' reset. No savepoint, no SET LOCAL, no separate message read."""
+    does not run), then one message holding set_config of the HNSW scan settings, the HNSW
+    ranking with the messages, and the settings' reset. No savepoint, no SET LOCAL, no
+    separate message read."""
     settings.SEARCH_EXACT_MAX_ROWS = 10
     query = _unit(vectors["rng"], 1)[0].tolist()
     hits, statements = _statements(lambda: _search(owner, org, query, limit=5))
-    assert len(statements) == 4, statements
+    assert len(statements) == 2, statements
     assert "count(*)" in statements[0]
-    assert statements[1].startswith("SELECT set_config('hnsw.ef_search'")
-    assert "::vector(384) <=>" in statements[2]
-    assert "reset_val" in statements[3]
+    scan_settings, ranking, reset = statements[1].split("; ")
+    assert scan_settings.startswith("SELECT set_config('hnsw.ef_search'")
+    assert "::vector(384) <=>" in ranking
+    assert "reset_val" in reset
     with connection.cursor() as cursor:
         cursor.execute("SHOW enable_sort")
         assert cursor.fetchone()[0] == "on"
@@ -116,7 +122,41 @@ def test_a_caller_with_many_vectors_costs_four_statements_and_no_transaction(set
     assert [hit.message_id for hit in hits] == [row[0] for row in expected]
 
 
-@pytest.mark.parametrize("plan", [None, "exact", "hnsw"])
+def test_a_caller_with_their_own_index_costs_one_round_trip_and_no_count(settings, owner, org, vectors):
+    """A ready tenant index is known without a query (the per-process cache): one message
+    with the scan settings, the ranking through the index with the messages, the reset."""
+    settings.SEARCH_EXACT_MAX_ROWS = settings.SEARCH_TENANT_INDEX_MIN_ROWS = 10
+    settings.SEARCH_TENANT_INDEX_EF_SEARCH = 100
+    outcome = tenant_indexes.unscoped_index_build(
+        table=tenant_indexes.MESSAGE_VECTORS, model=MODEL, dimensions=DIMS, scope=(org, owner)
+    )
+    assert outcome == tenant_indexes.CREATED
+    query = _unit(vectors["rng"], 1)[0].tolist()
+    _statements(lambda: _search(owner, org, query, limit=5))  # the cache, dropped by the build, is read again
+
+    hits, statements = _statements(lambda: _search(owner, org, query, limit=5))
+
+    assert len(statements) == 1, statements
+    scan_settings, ranking, reset = statements[0].split("; ")
+    assert scan_settings.startswith("SELECT set_config('hnsw.ef_search', '100'")
+    assert "::vector(384) <=>" in ranking and "count(*)" not in ranking
+    assert "reset_val" in reset
+    expected = _reference(owner=owner, org=org, query=query, limit=5)
+    assert [hit.message_id for hit in hits] == [row[0] for row in expected]
+
+
+def test_the_ready_tenant_indexes_are_read_once_per_period_not_per_search(settings, owner, org, vectors):
+    settings.SEARCH_TENANT_INDEX_CACHE_SECONDS = 60
+    tenant_indexes.forget_cache()
+    query = _unit(vectors["rng"], 1)[0].tolist()
+
+    _, statements = _statements(lambda: [_search(owner, org, query, limit=5) for _ in range(5)])
+
+    assert len([sql for sql in statements if "search_tenantvectorindex" in sql]) == 1
+    assert len(statements) == 1 + 5
+
+
+@pytest.mark.parametrize("plan", [None, "exact", "hnsw", "tenant_hnsw"])
 def test_results_match_the_exact_reference(owner, org, vectors, plan):
     """Same order, same similarities, same content, only the caller's rows; exclusions and
     min_similarity as before (30 rows: HNSW with iterative scans finds them all)."""

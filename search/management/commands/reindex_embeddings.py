@@ -4,11 +4,12 @@
 
 1. embeds every message with NEW beside the current vectors (search keeps serving the old
    model meanwhile; resumable like backfill_embeddings),
-2. creates NEW's partial HNSW index (CONCURRENTLY),
+2. creates NEW's partial HNSW index (CONCURRENTLY), and NEW's partial index of every large
+   tenant (search.tenant_indexes),
 3. embeds what arrived in the meantime, then switches the active model (a row in
    search.ActiveEmbeddingModel, which wins over EMBEDDING_PROVIDER / EMBEDDING_MODEL),
    and embeds what arrived during the switch,
-4. drops the old vectors and their indexes (unless --keep-old).
+4. drops the old vectors and their indexes, tenant indexes included (unless --keep-old).
 NEW's provider must be usable by this process (its API key in the environment). Set
 EMBEDDING_PROVIDER / EMBEDDING_MODEL to match afterwards so the settings say what is active.
 """
@@ -16,7 +17,7 @@ EMBEDDING_PROVIDER / EMBEDDING_MODEL to match afterwards so the settings say wha
 from django.core.management.base import BaseCommand, CommandError
 
 from raptorflow.errors import DomainError
-from search import services, vector_index
+from search import services, tenant_indexes, vector_index
 from search.backfill import run_backfill
 from search.providers import PROVIDERS, active_spec, get_embedding_provider, spec_for_model
 
@@ -45,6 +46,9 @@ class Command(BaseCommand):
         for step in ("embedding", "catching up"):
             if step == "catching up" and vector_index.ensure_index(new.model, new.dimensions):
                 self.stdout.write(f"Created the HNSW index {vector_index.index_name(new.model)}")
+            if step == "catching up":
+                for line in tenant_indexes.build_missing(model=new.model, dimensions=new.dimensions, build_now=True):
+                    self.stdout.write(f"Tenant index: {line}")
             summary = run_backfill(provider=provider, batch_size=options["batch_size"], progress_file=self.stderr._out)
             self.stdout.write(f"{step.capitalize()}: {summary.describe()}")
             if summary.error:
@@ -65,3 +69,5 @@ class Command(BaseCommand):
             return
         dropped = services.embeddings_drop_other_models(keep_model=new.model)
         self.stdout.write(f"Dropped {dropped} vectors of other models and their indexes.")
+        for line in tenant_indexes.reconcile(model=new.model, dimensions=new.dimensions, build_now=True):
+            self.stdout.write(f"Tenant index: {line}")
