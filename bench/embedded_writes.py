@@ -3,6 +3,9 @@ running, side by side with embedding disabled, then a burst and how long it take
 
     .venv/bin/python bench/embedded_writes.py [--clients 2 8] [--requests 150] [--rounds 2]
                                               [--burst 1000] [--server runserver|gunicorn]
+                                              [--results embedded_writes]
+
+`--rounds 0` measures the burst only, `--burst 0` the rounds only.
 
 The server runs as scripts/serve.sh runs it (`manage.py runserver`, threaded, one process;
 `--server gunicorn` for gunicorn 1 worker x 4 threads instead), on a database of its own
@@ -164,6 +167,8 @@ def _env(database_url: str, *, embedding: bool) -> dict:
         "RATE_LIMIT_USER": "1000000/min",
         "LOG_LEVEL": "WARNING",
         "EMBEDDING_PROVIDER": "local",
+        # A run on a busy machine outlasts the default 15 minutes of an access token.
+        "JWT_ACCESS_MINUTES": "240",
     }
     for name in ("REDIS_URL", "CELERY_BROKER_URL", "BACKGROUND_JOBS_EAGER", "METRICS_TOKEN", "DEBUG"):
         env.pop(name, None)
@@ -330,6 +335,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=2, help="rounds per mode and client count")
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--server", choices=["runserver", "gunicorn"], default="runserver")
+    parser.add_argument("--results", default="embedded_writes", help="name of the JSON file under bench/results/")
     args = parser.parse_args()
 
     log_path = ROOT / ".data" / "bench-embedded-writes.log"
@@ -349,7 +355,7 @@ def main():
                 rounds.append(measure_round(args, url, tokens, clients, embedding, log_path))
 
     summary = []
-    for clients in args.clients:
+    for clients in args.clients if rounds else []:
         mine = [row for row in rounds if row["clients"] == clients]
         on = [row for row in mine if row["mode"] == "embedding on"]
         off = [row for row in mine if row["mode"] == "embedding off"]
@@ -369,22 +375,25 @@ def main():
         ]
         summary.append(line)
 
-    print_table("message create, embedding on (in-process worker) vs off (median of rounds)", summary,
-                ["clients", "off_p50_ms", "off_p95_ms", "off_rps", "on_p50_ms", "on_p95_ms", "on_rps",
-                 "p95_on_over_off", "rounds_p95_ratios"])
-    print_table("rounds", rounds, ["mode", "clients", "p50_ms", "p95_ms", "p99_ms", "rps", "errors",
-                                   "loadavg_start", "loadavg_end", "drain_after_s"])
-
-    burst = measure_burst(args, url, tokens, log_path) if args.burst else None
-    write_results("embedded_writes", {
+    results = {
         "server": args.server if args.server == "runserver" else "gunicorn 1 worker x 4 threads",
         "embedding_off": f"CELERY_BROKER_URL={OFF_BROKER} (jobs published, no worker reads them)",
         "embedding_on": "no broker: the in-process worker thread embeds with the local int8 model",
         "requests_per_client": args.requests,
         "summary": summary,
         "rounds": rounds,
-        "burst": burst,
-    })
+        "burst": None,
+    }
+    if rounds:
+        print_table("message create, embedding on (in-process worker) vs off (median of rounds)", summary,
+                    ["clients", "off_p50_ms", "off_p95_ms", "off_rps", "on_p50_ms", "on_p95_ms", "on_rps",
+                     "p95_on_over_off", "rounds_p95_ratios"])
+        print_table("rounds", rounds, ["mode", "clients", "p50_ms", "p95_ms", "p99_ms", "rps", "errors",
+                                       "loadavg_start", "loadavg_end", "drain_after_s"])
+        write_results(args.results, results)
+    if args.burst:
+        results["burst"] = measure_burst(args, url, tokens, log_path)
+        write_results(args.results, results)
 
 
 if __name__ == "__main__":
