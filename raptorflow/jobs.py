@@ -224,6 +224,9 @@ class InProcessWorker:
                     self._run_jobs(jobs)
                 else:
                     self._sweep_chunk(sweep)
+            except Exception:
+                # Whatever happens, the thread lives on: it is the only one running jobs.
+                logger.exception("The background worker failed to run %s", [job.task.name for job in jobs] or sweep)
             finally:
                 # This thread's connections: never left open (or broken) between jobs.
                 connections.close_all()

@@ -298,3 +298,45 @@ def test_the_worker_thread_runs_at_a_lower_priority_and_embeds_on_one_core():
     assert seen == {"nice": jobs.WORKER_NICENESS, "session": (1, 1)}
     model = local._load(local.MODEL_NAME)
     assert model.session.get_session_options().intra_op_num_threads == local._cpu_count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_fails_for_good_is_run_job_by_job_so_one_bad_job_sinks_no_other(monkeypatch, worker):
+    done, batches = [], []
+
+    class Task:
+        name = "tests.batchable"
+        autoretry_for = ()
+        max_retries = 0
+
+        def __call__(self, item):
+            if item == "bad":
+                raise ValueError("cannot do this one")
+            done.append(item)
+
+    task = Task()
+
+    def run_batch(jobs_args):
+        batches.append([args[0] for args in jobs_args])
+        raise ValueError("one of them is bad")
+
+    monkeypatch.setitem(jobs._batches, task.name, (run_batch, 10))
+    started = threading.Event()
+    release = threading.Event()
+
+    class Blocker:
+        name = "tests.blocker"
+
+        def __call__(self):
+            started.set()
+            release.wait(30)
+
+    worker.submit(Blocker(), ())
+    assert started.wait(30)
+    for item in ("a", "bad", "c"):
+        worker.submit(task, (item,))
+    release.set()
+    assert worker.wait_until_idle(timeout=30)
+
+    assert batches == [["a", "bad", "c"]]
+    assert done == ["a", "c"]
