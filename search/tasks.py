@@ -94,3 +94,18 @@ def reconcile_tenant_vector_indexes() -> list[str]:
 
 def schedule_message_embedding(message_id) -> None:
     jobs.run_after_commit(embed_message, str(message_id))
+
+
+def embed_message_batch(jobs_args: list[tuple]) -> None:
+    """The in-process worker's form of many queued embed_message jobs: one provider call
+    (search/apps.py registers it with raptorflow.jobs; Celery runs the jobs one by one)."""
+    from search.backfill import embed_messages
+
+    message_ids = [args[0] for args in jobs_args]
+    try:
+        statuses = embed_messages(message_ids=message_ids)
+    except Exception as exc:
+        metrics.count_background_job(task="embed_message", outcome=type(exc).__name__)
+        raise
+    for outcome in statuses.values():
+        metrics.count_background_job(task="embed_message", outcome=outcome)
