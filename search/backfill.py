@@ -22,7 +22,7 @@ from tqdm import tqdm
 from conversations.models import Message
 from raptorflow import metrics
 from raptorflow.errors import DomainError
-from search import selectors, services
+from search import selectors, services, tenant_indexes
 from search.providers import EmbeddingProvider, active_spec, get_embedding_provider
 
 
@@ -154,4 +154,6 @@ def sweep(*, batch_size: int = WORKER_BATCH_SIZE):
         )
         for status in result.statuses.values():
             metrics.count_background_job(task="embedding_backlog", outcome=status)
+        created = [message_id for message_id, status in result.statuses.items() if status == services.CREATED]
+        tenant_indexes.index_owners_if_grown(message_ids=created, model=provider.model, dimensions=provider.dimensions)
         yield len(batch)

@@ -48,23 +48,16 @@ def embed_message(message_id: str) -> str:
         raise
     metrics.count_background_job(task="embed_message", outcome=outcome)
     if outcome == CREATED:
-        _index_tenant_if_grown(message_id)
+        _index_tenants_if_grown([message_id])
     return outcome
 
 
-def _index_tenant_if_grown(message_id: str) -> None:
-    from search.models import MessageEmbedding
+def _index_tenants_if_grown(message_ids: list[str]) -> None:
     from search.providers import active_spec
-    from search.tenant_indexes import MESSAGE_VECTORS, index_if_grown
+    from search.tenant_indexes import index_owners_if_grown
 
     spec = active_spec()
-    row = (
-        MessageEmbedding.objects.filter(message_id=message_id, model=spec.model)
-        .values_list("organization_id", "owner_id")
-        .first()
-    )
-    if row is not None:
-        index_if_grown(table=MESSAGE_VECTORS, model=spec.model, dimensions=spec.dimensions, scope=row)
+    index_owners_if_grown(message_ids=message_ids, model=spec.model, dimensions=spec.dimensions)
 
 
 @shared_task(acks_late=True)
@@ -109,3 +102,4 @@ def embed_message_batch(jobs_args: list[tuple]) -> None:
         raise
     for outcome in statuses.values():
         metrics.count_background_job(task="embed_message", outcome=outcome)
+    _index_tenants_if_grown([message_id for message_id, outcome in statuses.items() if outcome == CREATED])
