@@ -22,6 +22,14 @@ The hook points (each registered exactly once per receiver):
   message_stored(message_id)
       called by conversations once the transaction that stored a message has committed;
       search schedules its embedding (raptorflow.jobs, idempotent).
+  member_leaving(organization, user)
+      called by accounts in the transaction that removes a membership (the member left or
+      was removed), before the row goes; documents deletes the member's private documents
+      there (their shared ones stay with the organization).
+  account_deleting(user)
+      called by accounts in the transaction that deletes an account, before the user row
+      goes (organizations nobody else belongs to are gone already, through
+      organization_deleting); documents deletes the user's private documents.
   token_is_live(claims) -> bool
       called by the per-account rate limit (raptorflow.throttling) with the claims of a
       token whose signature and expiry checked out; accounts answers whether it still
@@ -67,3 +75,5 @@ organization_deleting = HookPoint("organization_deleting")
 organization_creating = HookPoint("organization_creating")
 message_stored = HookPoint("message_stored")
 token_is_live = HookPoint("token_is_live")
+member_leaving = HookPoint("member_leaving")
+account_deleting = HookPoint("account_deleting")
