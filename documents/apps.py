@@ -17,5 +17,8 @@ class DocumentsConfig(AppConfig):
         # documents along; the ones they shared stay with the organization.
         hooks.member_leaving.register(services.unscoped_delete_private_documents_of_member)
         hooks.account_deleting.register(services.unscoped_delete_private_documents_of_account)
+        # backfill_embeddings and reindex_embeddings cover the chunks too.
+        hooks.embeddings_backfill.register(services.unscoped_backfill_chunks)
+        hooks.embeddings_dropping.register(services.unscoped_drop_chunk_vectors_of_other_models)
         # GET /api/auth/me/export lists the caller's own documents.
         export_sections.register(DOCUMENTS_EXPORT)

@@ -37,7 +37,7 @@ from django.utils import timezone
 from accounts.models import MANAGER_ROLES, Organization
 from billing import quotas
 from documents import sniffing, vector_index
-from documents.chunking import chunk_sections, token_counter
+from documents.chunking import chunk_sections, embedded_text, token_counter
 from documents.extraction import ExtractionFailed, extract
 from documents.models import ChunkEmbedding, Document, DocumentChunk, DocumentStatus, Visibility
 from raptorflow import audit, jobs, metrics
@@ -402,24 +402,28 @@ def _fail(document: Document, generation: int, code: str, message: str, started:
 # --- embeddings of another model (backfill, reindex) ------------------------------------
 
 
-def unscoped_embed_chunks(*, spec, batch_size: int = EMBED_BATCH, limit: int | None = None) -> int:
-    """Embeds every chunk that has no vector of `spec`'s model (backfill_embeddings and
-    reindex_embeddings); returns how many were embedded. Each batch is written in one
-    transaction, so a failure keeps what was done and the next run goes on from there."""
+def _chunks_missing(model: str, organization_id=None):
+    chunks = DocumentChunk.objects.exclude(embeddings__model=model)
+    if organization_id is not None:
+        chunks = chunks.filter(organization_id=organization_id)
+    return chunks
+
+
+def unscoped_embed_chunks(*, spec, batch_size: int = EMBED_BATCH, organization_id=None) -> int:
+    """Embeds every chunk that has no vector of `spec`'s model; returns how many were
+    embedded. Each batch is written in its own transaction, so a provider failure keeps
+    what was done and the next run goes on from there."""
     provider = get_embedding_provider(spec)
     unscoped_ensure_chunk_index(spec)
     done = 0
-    while limit is None or done < limit:
-        size = batch_size if limit is None else min(batch_size, limit - done)
+    while True:
         chunks = list(
-            DocumentChunk.objects.exclude(embeddings__model=spec.model)
+            _chunks_missing(spec.model, organization_id)
             .order_by("document_id", "index")
-            .only("id", "document_id", "organization_id", "owner_id", "visibility", "heading", "text")[:size]
+            .only("id", "document_id", "organization_id", "owner_id", "visibility", "heading", "text")[:batch_size]
         )
         if not chunks:
-            break
-        from documents.chunking import embedded_text
-
+            return done
         vectors = provider.embed([embedded_text(chunk.heading, chunk.text) for chunk in chunks])
         with transaction.atomic():
             ChunkEmbedding.objects.bulk_create(
@@ -429,11 +433,23 @@ def unscoped_embed_chunks(*, spec, batch_size: int = EMBED_BATCH, limit: int | N
                                    dimensions=spec.dimensions, embedding=vector)
                     for chunk, vector in zip(chunks, vectors, strict=True)
                 ],
+                # A chunk embedded meanwhile by another run keeps its vector.
                 ignore_conflicts=True,
             )
         done += len(chunks)
-    return done
 
 
-def unscoped_chunks_missing(*, model: str) -> int:
-    return DocumentChunk.objects.exclude(embeddings__model=model).count()
+def unscoped_backfill_chunks(*, spec, batch_size: int, organization_id=None) -> str:
+    """embeddings_backfill receiver: the line backfill_embeddings / reindex_embeddings print."""
+    embedded = unscoped_embed_chunks(spec=spec, batch_size=batch_size, organization_id=organization_id)
+    remaining = _chunks_missing(spec.model, organization_id).count()
+    return f"Document chunks: {embedded} embedded with {spec.model}, {remaining} remaining."
+
+
+def unscoped_drop_chunk_vectors_of_other_models(*, keep_model: str) -> int:
+    """embeddings_dropping receiver: chunk vectors of every other model, and their indexes."""
+    models = set(ChunkEmbedding.objects.exclude(model=keep_model).values_list("model", flat=True).distinct())
+    deleted, _ = ChunkEmbedding.objects.exclude(model=keep_model).delete()
+    for model in models:
+        vector_index.drop_index(model)
+    return deleted

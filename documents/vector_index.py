@@ -54,3 +54,9 @@ def ensure_index(model: str, dimensions: int) -> bool:
         cursor.execute(sql)
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     return True
+
+
+def drop_index(model: str) -> None:
+    concurrently = "CONCURRENTLY " if not connection.in_atomic_block else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX {concurrently}IF EXISTS {index_name(validate_model_name(model))}")
