@@ -30,7 +30,9 @@ def shared_doc(owner_client, upload):
 
 def snapshot():
     return (
-        sorted(Document.objects.values_list("id", "title", "visibility", "status", "processing_generation", "owner_id")),
+        sorted(
+            Document.objects.values_list("id", "title", "visibility", "status", "processing_generation", "owner_id")
+        ),
         DocumentChunk.objects.count(),
         ChunkEmbedding.objects.count(),
     )
