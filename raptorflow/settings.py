@@ -464,6 +464,9 @@ RAG_PROMPT_TOKEN_BUDGET = env_int("RAG_PROMPT_TOKEN_BUDGET", 6000)
 CHAT_MAX_REPLY_TOKENS = env_int("CHAT_MAX_REPLY_TOKENS", 1024)
 RAG_RECENT_MESSAGES = env_int("RAG_RECENT_MESSAGES", 12)
 RAG_SEMANTIC_MESSAGES = env_int("RAG_SEMANTIC_MESSAGES", 8)
+# Chunks of the caller's readable documents considered for each reply (ranked with the
+# messages in the one token budget above).
+RAG_DOCUMENT_CHUNKS = env_int("RAG_DOCUMENT_CHUNKS", 6)
 
 RAZORPAY_KEY_ID = env_str("RAZORPAY_KEY_ID")
 RAZORPAY_KEY_SECRET = env_str("RAZORPAY_KEY_SECRET")
