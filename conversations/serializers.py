@@ -37,6 +37,8 @@ class ReplyUsageSerializer(UsageSerializer):
 
 
 CONTEXT_SOURCES = ["recent", "semantic", "recent+semantic", "document"]
+# A RAG source is an earlier message or a passage of a document (the knowledge base).
+SOURCE_KINDS = ["message", "document"]
 
 
 class GenerationSourceSerializer(serializers.Serializer):
@@ -45,7 +47,7 @@ class GenerationSourceSerializer(serializers.Serializer):
     sources were numbered)."""
 
     number = serializers.IntegerField(allow_null=True, min_value=1)
-    kind = serializers.ChoiceField(choices=["message", "document"], default="message")
+    kind = serializers.ChoiceField(choices=SOURCE_KINDS, default="message")
     message_id = serializers.UUIDField(allow_null=True)
     document_id = serializers.UUIDField(allow_null=True)
     chunk_id = serializers.UUIDField(allow_null=True)

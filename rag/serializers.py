@@ -3,7 +3,13 @@
 from rest_framework import serializers
 
 from conversations.models import MessageRole
-from conversations.serializers import CONTEXT_SOURCES, MessageContentField, MessageSerializer, ReplyUsageSerializer
+from conversations.serializers import (
+    CONTEXT_SOURCES,
+    SOURCE_KINDS,
+    MessageContentField,
+    MessageSerializer,
+    ReplyUsageSerializer,
+)
 from rag.models import ChatProviderName, ProviderKey
 from raptorflow.api import StrictSerializer
 
@@ -56,7 +62,7 @@ class ContextItemSerializer(serializers.Serializer):
     its relevance. The model was asked to cite it as [number]."""
 
     number = serializers.IntegerField(min_value=1, help_text="Its [n] in the prompt and in the reply's citations.")
-    kind = serializers.ChoiceField(choices=["message", "document"])
+    kind = serializers.ChoiceField(choices=SOURCE_KINDS)
     message_id = serializers.UUIDField(allow_null=True, help_text="A message source's id (null for a document).")
     conversation_id = serializers.UUIDField(allow_null=True)
     role = serializers.ChoiceField(choices=MessageRole.choices, allow_null=True)

@@ -353,6 +353,10 @@ SPECTACULAR_SETTINGS = {
         "ChatProviderEnum": "rag.models.ChatProviderName",
         "ContextSourceEnum": "rag.serializers.CONTEXT_SOURCES",
         "SubscriptionStatusEnum": "billing.models.SubscriptionStatus",
+        "DocumentKindEnum": "documents.models.DocumentKind",
+        "DocumentStatusEnum": "documents.models.DocumentStatus",
+        "DocumentVisibilityEnum": "documents.models.Visibility",
+        "SourceKindEnum": "conversations.serializers.SOURCE_KINDS",
     },
 }
 
