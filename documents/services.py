@@ -102,9 +102,8 @@ def document_upload(*, user, organization, uploaded, title: str | None, visibili
         except sniffing.Unsupported as exc:
             raise UnsupportedMediaType(str(exc)) from None
         sha256, size = _digest(path)
-        existing = scoped(Document, user=user, organization=organization).filter(sha256=sha256).order_by(
-            "created_at"
-        ).first()
+        readable_copy = scoped(Document, user=user, organization=organization).filter(sha256=sha256)
+        existing = readable_copy.order_by("created_at").first()
         if existing is not None:
             return existing, False
         document_id = uuid.uuid4()
@@ -112,8 +111,11 @@ def document_upload(*, user, organization, uploaded, title: str | None, visibili
         try:
             with transaction.atomic():
                 # Uploads of one organization queue here: the totals below include every
-                # committed upload before this one.
+                # committed upload before this one, and so does the look for a copy.
                 Organization.objects.select_for_update().filter(pk=organization.pk).first()
+                existing = readable_copy.order_by("created_at").first()
+                if existing is not None:
+                    return existing, False
                 totals = Document.objects.filter(organization=organization).aggregate(
                     documents=Count("id"), stored=Sum("size_bytes", default=Value(0))
                 )

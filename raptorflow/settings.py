@@ -77,9 +77,11 @@ INSTALLED_APPS = [
     "accounts",
     "conversations",
     "search",
-    "documents",
     "rag",
     "billing",
+    # After billing: its organization_deleting receiver (cancel the subscription, which may
+    # refuse) runs before the one that deletes the organization's documents.
+    "documents",
 ]
 
 MIDDLEWARE = [
