@@ -129,7 +129,8 @@ class DocumentFileView(TenantAPIView):
         operation_id="documents_file",
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
         tags=TAGS,
-        description="The original file, as an attachment (never rendered on the API's origin).",
+        description="The original file, as an attachment of type application/octet-stream (never rendered on "
+        "the API's origin); the document's `content_type` says what it is.",
     )
     def get(self, request, id):
         document = self.get_object()
@@ -137,7 +138,9 @@ class DocumentFileView(TenantAPIView):
             services.storage().open(document.file, "rb"),
             as_attachment=True,
             filename=document.filename,
-            content_type=document.content_type,
+            # Never the sniffed type: a download, which no browser renders (the document's
+            # `content_type` says what it is).
+            content_type="application/octet-stream",
         )
         response["X-Content-Type-Options"] = "nosniff"
         response["Content-Security-Policy"] = FILE_CSP

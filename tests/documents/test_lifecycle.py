@@ -206,6 +206,7 @@ def test_the_file_is_served_as_an_attachment_that_cannot_run(owner_client, uploa
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == html
     assert response["Content-Disposition"].startswith("attachment;") and "page.html" in response["Content-Disposition"]
+    assert response["Content-Type"] == "application/octet-stream"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert "sandbox" in response["Content-Security-Policy"]
     assert "default-src 'none'" in response["Content-Security-Policy"]
