@@ -24,6 +24,13 @@ class DocumentAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    # Deleting here deletes the files too (documents.services), never only the rows.
+    def delete_model(self, request, obj):
+        services.unscoped_documents_delete([obj])
+
+    def delete_queryset(self, request, queryset):
+        services.unscoped_documents_delete(list(queryset))
+
     @admin.action(description="Reprocess the selected documents (read and embed them again)")
     def reprocess(self, request, queryset):
         count = 0

@@ -227,6 +227,12 @@ def _delete_documents(documents) -> None:
     transaction.on_commit(lambda: [_delete_file(name) for name in names])
 
 
+def unscoped_documents_delete(documents) -> None:
+    """An operator's deletion (the admin): rows, chunks and vectors, then the files."""
+    with transaction.atomic():
+        _delete_documents(documents)
+
+
 @transaction.atomic
 def document_reprocess(*, user, membership, document: Document) -> Document:
     """Queues the document to be read and embedded again (with the active model). Its

@@ -7,7 +7,7 @@ from drf_spectacular.generators import SchemaGenerator
 from prometheus_client import REGISTRY
 
 from documents.models import Document
-from tests.documents.conftest import reload
+from tests.documents.conftest import reload, stored_files
 from tests.documents.files import make_pdf
 from tests.search.test_schema import _ref, _untyped
 
@@ -101,3 +101,19 @@ def test_ingestion_is_counted_in_the_metrics(owner_client, upload):
         failed_before + 1
     )
     assert Document.objects.filter(status="failed").count() == 1
+
+
+def test_deleting_in_the_admin_removes_the_file_too(admin_client, owner_client, upload, storage_dir,
+                                                    django_capture_on_commit_callbacks):
+    document_id = upload(owner_client, "guide.txt", b"Brand voice: warm and concrete.").json()["id"]
+    assert len(stored_files(storage_dir)) == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            "/admin/documents/document/",
+            {"action": "delete_selected", "_selected_action": [document_id], "post": "yes"},
+        )
+
+    assert response.status_code == 302
+    assert not Document.objects.filter(pk=document_id).exists()
+    assert stored_files(storage_dir) == []
