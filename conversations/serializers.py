@@ -36,13 +36,23 @@ class ReplyUsageSerializer(UsageSerializer):
     )
 
 
-CONTEXT_SOURCES = ["recent", "semantic", "recent+semantic"]
+CONTEXT_SOURCES = ["recent", "semantic", "recent+semantic", "document"]
+# A RAG source is an earlier message or a passage of a document (the knowledge base).
+SOURCE_KINDS = ["message", "document"]
 
 
 class GenerationSourceSerializer(serializers.Serializer):
-    """A message the reply was given as context, with its relevance."""
+    """A source the reply was given — a message, or a passage of a document (the knowledge
+    base) — with its relevance and its [number] in the prompt (null for replies made before
+    sources were numbered)."""
 
-    message_id = serializers.UUIDField()
+    number = serializers.IntegerField(allow_null=True, min_value=1)
+    kind = serializers.ChoiceField(choices=SOURCE_KINDS, default="message")
+    message_id = serializers.UUIDField(allow_null=True)
+    document_id = serializers.UUIDField(allow_null=True)
+    chunk_id = serializers.UUIDField(allow_null=True)
+    title = serializers.CharField(allow_null=True)
+    page = serializers.IntegerField(allow_null=True)
     score = serializers.FloatField(min_value=0, max_value=1, help_text="Relevance used to pick the message, 0..1.")
     similarity = serializers.FloatField(
         allow_null=True, min_value=0, max_value=1, help_text="Cosine similarity to the question, when it was searched."

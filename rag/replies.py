@@ -37,7 +37,8 @@ from conversations.services import (
 )
 from rag import selectors
 from rag.chat_providers import ChatProvider, chat_providers
-from rag.context import AugmentedPrompt, ContextMessage, context_messages, context_retrieve, prompt_augment
+from rag.context import AugmentedPrompt, context_retrieve, context_sources, prompt_augment, source_entry
+from rag.document_context import readable_document_ids
 from rag.prompts import system_prompt
 from rag.tokens import estimate_message_tokens, estimate_tokens
 from raptorflow.errors import Conflict, InvalidInput, NotFound
@@ -57,10 +58,14 @@ def reply_idempotency_key(idempotency_key: str) -> str:
     return "reply:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
 
 
-def reply_fingerprint(*, content: str | None, message_id) -> str:
+def reply_fingerprint(*, content: str | None, message_id, document_ids=None) -> str:
     """The request a reply's Idempotency-Key stands for (`stream` is how it is delivered,
-    not what it asks for, so it is left out)."""
-    return request_fingerprint("reply", content=content, message_id=str(message_id) if message_id else None)
+    not what it asks for, so it is left out; `document_ids` only when given, so earlier
+    keys keep their fingerprint)."""
+    fields = {"content": content, "message_id": str(message_id) if message_id else None}
+    if document_ids is not None:
+        fields["document_ids"] = sorted(str(i) for i in document_ids)
+    return request_fingerprint("reply", **fields)
 
 
 @dataclass
@@ -73,7 +78,8 @@ class PreparedReply:
     fingerprint: str = ""
     # Set when this Idempotency-Key already produced a reply: answer with it, call nothing.
     existing_reply: Message | None = None
-    existing_context: list[ContextMessage] = field(default_factory=list)
+    # The sources (messages and document chunks) an existing reply was given.
+    existing_context: list = field(default_factory=list)
     providers: list[ChatProvider] = field(default_factory=list)
     augmented: AugmentedPrompt | None = None
     started: float = field(default_factory=time.monotonic)
@@ -81,9 +87,12 @@ class PreparedReply:
     # (cache key, token) of the Idempotency-Key held while this reply is generated.
     lease: tuple[str, str] | None = None
 
+    document_ids: list | None = None
+
     @property
-    def context(self) -> list[ContextMessage]:
-        return list(self.augmented.messages) if self.augmented else self.existing_context
+    def context(self) -> list:
+        """The numbered sources: messages and document chunks."""
+        return self.augmented.sources if self.augmented else self.existing_context
 
     def release(self) -> None:
         """Gives back what a reply that ends without being stored still holds: its token
@@ -97,15 +106,19 @@ class PreparedReply:
 
 def reply_prepare(
     *, user, organization, conversation: Conversation, content: str | None = None, message_id=None,
-    idempotency_key: str | None = None,
+    idempotency_key: str | None = None, document_ids=None,
 ) -> PreparedReply:
+    """`document_ids` restricts the documents drawn on (each must be readable: else 404)."""
+    if document_ids is not None:
+        document_ids = readable_document_ids(user=user, organization=organization, document_ids=document_ids)
     prepared = PreparedReply(
         conversation=conversation,
         user=user,
         organization=organization,
         user_message=None,
         idempotency_key=idempotency_key,
-        fingerprint=reply_fingerprint(content=content, message_id=message_id),
+        fingerprint=reply_fingerprint(content=content, message_id=message_id, document_ids=document_ids),
+        document_ids=document_ids,
     )
     if idempotency_key is not None:
         replayed = _replay(prepared)
@@ -169,6 +182,7 @@ def _start(prepared: PreparedReply, *, content: str | None, message_id) -> None:
         query=user_message.content,
         exclude_message_ids=[user_message.id],
         before_sequence=user_message.sequence,
+        document_ids=prepared.document_ids,
     )
     prepared.augmented = prompt_augment(query=user_message.content, context=context)
     # The context made the prompt longer than first counted: hold that too.
@@ -195,7 +209,7 @@ def _replay(prepared: PreparedReply) -> PreparedReply | None:
         return None
     prepared.user_message = user_message
     prepared.existing_reply = reply
-    prepared.existing_context = context_messages(
+    prepared.existing_context = context_sources(
         user=prepared.user, organization=prepared.organization, entries=reply.generation.get("sources", [])
     )
     return prepared
@@ -282,10 +296,7 @@ def reply_store(
         "model": model,
         "usage": usage,
         "response_time_ms": response_time_ms,
-        "sources": [
-            {"message_id": str(m.message_id), "score": m.score, "similarity": m.similarity, "source": m.source}
-            for m in prepared.augmented.messages
-        ],
+        "sources": [source_entry(source) for source in prepared.augmented.sources],
         "status": str(status),
     }
     if status != GenerationStatus.COMPLETE:

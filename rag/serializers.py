@@ -3,7 +3,13 @@
 from rest_framework import serializers
 
 from conversations.models import MessageRole
-from conversations.serializers import CONTEXT_SOURCES, MessageContentField, MessageSerializer, ReplyUsageSerializer
+from conversations.serializers import (
+    CONTEXT_SOURCES,
+    SOURCE_KINDS,
+    MessageContentField,
+    MessageSerializer,
+    ReplyUsageSerializer,
+)
 from rag.models import ChatProviderName, ProviderKey
 from raptorflow.api import StrictSerializer
 
@@ -39,6 +45,11 @@ class ReplyInputSerializer(StrictSerializer):
     stream = serializers.BooleanField(
         required=False, default=False, help_text="Answer with server-sent events (text/event-stream)."
     )
+    document_ids = serializers.ListField(
+        child=serializers.UUIDField(), required=False, min_length=1, max_length=100,
+        help_text="Draw only on these documents (each readable by the caller, else 404); default: every readable "
+        "document.",
+    )
 
     def validate(self, attrs):
         if ("content" in attrs) == ("message_id" in attrs):
@@ -47,18 +58,26 @@ class ReplyInputSerializer(StrictSerializer):
 
 
 class ContextItemSerializer(serializers.Serializer):
-    """A message used as context for the reply, with its relevance."""
+    """A numbered source of the reply — an earlier message or a passage of a document — with
+    its relevance. The model was asked to cite it as [number]."""
 
-    message_id = serializers.UUIDField()
-    conversation_id = serializers.UUIDField()
-    role = serializers.ChoiceField(choices=MessageRole.choices)
-    snippet = serializers.CharField(help_text="The start of the message, whitespace collapsed.")
+    number = serializers.IntegerField(min_value=1, help_text="Its [n] in the prompt and in the reply's citations.")
+    kind = serializers.ChoiceField(choices=SOURCE_KINDS)
+    message_id = serializers.UUIDField(allow_null=True, help_text="A message source's id (null for a document).")
+    conversation_id = serializers.UUIDField(allow_null=True)
+    role = serializers.ChoiceField(choices=MessageRole.choices, allow_null=True)
+    document_id = serializers.UUIDField(allow_null=True, help_text="A document source's document (null for a message).")
+    chunk_id = serializers.UUIDField(allow_null=True)
+    title = serializers.CharField(allow_null=True, help_text="The document's title.")
+    page = serializers.IntegerField(allow_null=True, help_text="The page (PDF) or slide (PPTX) of the passage.")
+    snippet = serializers.CharField(help_text="The start of the message or passage, whitespace collapsed.")
     score = serializers.FloatField(min_value=0, max_value=1, help_text="Relevance used to pick the message, 0..1.")
     similarity = serializers.FloatField(
         allow_null=True, min_value=0, max_value=1, help_text="Cosine similarity to the question, when it was searched."
     )
     source = serializers.ChoiceField(
-        choices=CONTEXT_SOURCES, help_text="How it was found: among the newest messages, by similarity, or both."
+        choices=CONTEXT_SOURCES,
+        help_text="How it was found: among the newest messages, by similarity, or both; `document` for a passage.",
     )
 
 

@@ -137,6 +137,7 @@ class ReplyView(TenantAPIView):
             content=data.get("content"),
             message_id=data.get("message_id"),
             idempotency_key=idempotency_key,
+            document_ids=data.get("document_ids"),
         )
         if data["stream"]:
             return self._stream(prepared)

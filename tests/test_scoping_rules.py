@@ -36,7 +36,7 @@ from raptorflow.metrics_view import metrics_view
 from raptorflow.tenancy import TenantQuerySet, TenantScope, is_visible, scoped
 from raptorflow.views import RootView
 
-PROJECT_APPS = ("raptorflow", "accounts", "billing", "conversations", "search", "rag")
+PROJECT_APPS = ("raptorflow", "accounts", "billing", "conversations", "search", "documents", "rag")
 ROOT = Path(__file__).resolve().parent.parent
 
 # DRF views anyone may call. Keep it short: everything else is a TenantAPIView.
@@ -84,7 +84,7 @@ UNSCOPED_MODELS = {
 VIEWS_MANAGER_ALLOWED: dict[tuple[str, str], str] = {}
 
 MANAGER_ATTRIBUTES = {"objects", "_default_manager", "_base_manager"}
-HAND_SCOPING_METHODS = {"for_org", "visible_to"}
+HAND_SCOPING_METHODS = {"for_org", "visible_to", "shared_or_mine"}
 
 
 # --- every URL ---------------------------------------------------------------------------
@@ -232,7 +232,9 @@ def test_scoped_filters_by_the_callers_organization_and_owner(model):
     sql = str(scoped(model, user=user, organization=organization).query)
 
     assert organization.pk.hex in sql.replace("-", "")
-    assert (user.pk.hex in sql.replace("-", "")) is (model.tenant_scope is TenantScope.OWNER)
+    assert (user.pk.hex in sql.replace("-", "")) is (model.tenant_scope in (TenantScope.OWNER, TenantScope.SHARED))
+    # A shared row is read by the organization's members when it says so, never beyond it.
+    assert ("visibility" in sql) is (model.tenant_scope is TenantScope.SHARED)
 
 
 def test_the_unscoped_allow_list_names_only_models_that_need_it():

@@ -95,6 +95,7 @@ PATH_VALUES = {
     ("/api/organizations/current/members/", "user_id"): "teammate_id",
     ("/api/organizations/current/invitations/", "id"): "invitation_id",
     ("/api/organizations/current/domains/", "id"): "domain_claim_id",
+    ("/api/documents/", "id"): "document_id",
 }
 
 

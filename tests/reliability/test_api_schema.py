@@ -49,6 +49,10 @@ PATH_IDS = {
     "/api/organizations/current/members/{user_id}": "teammate_id",
     "/api/organizations/current/invitations/{id}": "invitation_id",
     "/api/organizations/current/domains/{id}": "domain_claim_id",
+    "/api/documents/{id}": "document_id",
+    "/api/documents/{id}/file": "document_id",
+    "/api/documents/{id}/chunks": "document_id",
+    "/api/documents/{id}/reprocess": "document_id",
 }
 BODY_IDS = {
     "conversation_id": "conversation_id",
@@ -97,6 +101,8 @@ def map_body(context, body):
             body[field] = data.message_ids[0] if attribute == "message_id" else getattr(data, attribute)
     if isinstance(body.get("message_ids"), list):
         body["message_ids"] = [data.message_ids[i % 3] if _swap(v) else v for i, v in enumerate(body["message_ids"])]
+    if isinstance(body.get("document_ids"), list):
+        body["document_ids"] = [data.document_id if _swap(v) else v for v in body["document_ids"]]
     return body
 
 
