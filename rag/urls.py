@@ -4,6 +4,16 @@ from rag import views
 
 urlpatterns = [
     path("api/conversations/<uuid:id>/reply", views.ReplyView.as_view(), name="conversation-reply"),
+    path(
+        "api/conversations/<uuid:id>/messages/<uuid:message_id>/edit",
+        views.MessageEditView.as_view(),
+        name="conversation-message-edit",
+    ),
+    path(
+        "api/conversations/<uuid:id>/messages/<uuid:message_id>/regenerate",
+        views.MessageRegenerateView.as_view(),
+        name="conversation-message-regenerate",
+    ),
     path("api/organizations/current/provider-keys", views.ProviderKeyListView.as_view(), name="provider-keys"),
     re_path(
         r"^api/organizations/current/provider-keys/(?P<provider>openai|gemini|openrouter)$",

@@ -1,19 +1,22 @@
 """Endpoints of the rag app: organization provider keys and the reply endpoint."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.permissions import ManagersOnlyToRead
-from conversations.models import Conversation
-from conversations.serializers import IDEMPOTENCY_KEY_HEADER, idempotency_key_from
+from conversations import services as conversation_services
+from conversations.models import Conversation, Message
+from conversations.serializers import IDEMPOTENCY_KEY_HEADER, MessageSerializer, idempotency_key_from
 from rag import chat_providers, replies, selectors, services, streaming
 from rag.models import ChatProviderName, ProviderKey
 from rag.serializers import (
+    EditInputSerializer,
     ProviderKeyInputSerializer,
     ProviderKeySerializer,
+    RegenerateInputSerializer,
     ReplyInputSerializer,
     ReplySerializer,
     reply_body,
@@ -97,48 +100,30 @@ SSE_DESCRIPTION = (
 )
 
 
-class ReplyView(TenantAPIView):
-    """The assistant's reply to a user message, with its RAG context (see SSE_DESCRIPTION)."""
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_KEY_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="Up to 255 characters. A retry with the same key and body returns the first "
+    "reply and creates nothing new; another body under the same key is a 409.",
+)
+REPLY_RESPONSES = {
+    (201, "application/json"): ReplySerializer,
+    (200, "application/json"): ReplySerializer,
+    (200, "text/event-stream"): OpenApiResponse(
+        response=OpenApiTypes.STR, description="Server-sent events: context, delta…, done | error."
+    ),
+}
+
+
+class AnsweringView(TenantAPIView):
+    """Generates an answer prepared by rag.replies.reply_prepare, as JSON or as a stream."""
 
     model = Conversation
     serializer_class = ReplySerializer
 
-    @extend_schema(
-        operation_id="conversations_reply",
-        request=ReplyInputSerializer,
-        parameters=[
-            OpenApiParameter(
-                IDEMPOTENCY_KEY_HEADER,
-                OpenApiTypes.STR,
-                OpenApiParameter.HEADER,
-                description="Up to 255 characters. A retry with the same key and body returns the first "
-                "reply and creates nothing new; another body under the same key is a 409.",
-            )
-        ],
-        responses={
-            (201, "application/json"): ReplySerializer,
-            (200, "application/json"): ReplySerializer,
-            (200, "text/event-stream"): OpenApiResponse(
-                response=OpenApiTypes.STR, description="Server-sent events: context, delta…, done | error."
-            ),
-            **error_responses(402, 409, 502, 503),
-        },
-        tags=["conversations"],
-        description=SSE_DESCRIPTION,
-    )
-    def post(self, request, id):
-        conversation = self.get_object()
-        idempotency_key = idempotency_key_from(request)
-        data = validated(ReplyInputSerializer, request.data)
-        prepared = replies.reply_prepare(
-            user=request.user,
-            organization=self.organization,
-            conversation=conversation,
-            content=data.get("content"),
-            message_id=data.get("message_id"),
-            idempotency_key=idempotency_key,
-        )
-        if data["stream"]:
+    def answer(self, prepared, *, stream: bool):
+        if stream:
             return self._stream(prepared)
         if prepared.existing_reply is not None:
             body = reply_body(
@@ -174,3 +159,106 @@ class ReplyView(TenantAPIView):
                 raise
             events = streaming.reply_events(prepared, stream)
         return streaming.EventStreamResponse(events, on_close=prepared.release)
+
+
+class ReplyView(AnsweringView):
+    """The assistant's reply to a user message, with its RAG context (see SSE_DESCRIPTION)."""
+
+    @extend_schema(
+        operation_id="conversations_reply",
+        request=ReplyInputSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={**REPLY_RESPONSES, **error_responses(402, 409, 502, 503)},
+        tags=["conversations"],
+        description=SSE_DESCRIPTION,
+    )
+    def post(self, request, id):
+        conversation = self.get_object()
+        idempotency_key = idempotency_key_from(request)
+        data = validated(ReplyInputSerializer, request.data)
+        prepared = replies.reply_prepare(
+            user=request.user,
+            organization=self.organization,
+            conversation=conversation,
+            content=data.get("content"),
+            message_id=data.get("message_id"),
+            idempotency_key=idempotency_key,
+        )
+        return self.answer(prepared, stream=data["stream"])
+
+
+class MessageEditView(AnsweringView):
+    @extend_schema(
+        operation_id="conversations_messages_edit",
+        request=EditInputSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={
+            **REPLY_RESPONSES,
+            (201, "application/json"): PolymorphicProxySerializer(
+                component_name="EditResult",
+                serializers=[MessageSerializer, ReplySerializer],
+                resource_type_field_name=None,
+            ),
+            **error_responses(402, 409, 502, 503),
+        },
+        tags=["conversations"],
+        description=(
+            "A new version of a user message: a sibling with the new content (the same metadata), which "
+            "becomes the active branch's leaf; the old version and its answers stay on their branch. Without "
+            "`reply` the answer is the new message (201; 200 for an Idempotency-Key retry). With `reply: true` "
+            "the assistant answers it as POST …/reply does (same JSON, or events with `stream: true`). "
+            "400 for an assistant or system message."
+        ),
+    )
+    def post(self, request, id, message_id):
+        conversation = self.get_object()
+        edited = self.get_scoped_or_404(Message, id=message_id, conversation=conversation)
+        idempotency_key = idempotency_key_from(request)
+        data = validated(EditInputSerializer, request.data)
+        if not data["reply"]:
+            message, created = conversation_services.message_edit(
+                conversation=conversation,
+                message=edited,
+                content=data["content"],
+                idempotency_key=idempotency_key,
+                fingerprint=replies.edit_fingerprint(message_id=edited.id, content=data["content"], reply=False),
+            )
+            code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            return Response(MessageSerializer(message).data, status=code)
+        prepared = replies.reply_prepare(
+            user=request.user,
+            organization=self.organization,
+            conversation=conversation,
+            content=data["content"],
+            edit_of=edited,
+            idempotency_key=idempotency_key,
+        )
+        return self.answer(prepared, stream=data["stream"])
+
+
+class MessageRegenerateView(AnsweringView):
+    @extend_schema(
+        operation_id="conversations_messages_regenerate",
+        request=RegenerateInputSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={**REPLY_RESPONSES, **error_responses(402, 409, 502, 503)},
+        tags=["conversations"],
+        description=(
+            "Another answer to the question this assistant message answered, from the same history: a "
+            "sibling answer that becomes the active branch's leaf (the earlier answers stay, reachable "
+            "through sibling_ids and POST …/activate). Same responses as POST …/reply; 400 for a message "
+            "that is not an assistant's answer to a user message."
+        ),
+    )
+    def post(self, request, id, message_id):
+        conversation = self.get_object()
+        idempotency_key = idempotency_key_from(request)
+        data = validated(RegenerateInputSerializer, request.data)
+        prepared = replies.reply_prepare(
+            user=request.user,
+            organization=self.organization,
+            conversation=conversation,
+            regenerate_of=message_id,
+            idempotency_key=idempotency_key,
+        )
+        return self.answer(prepared, stream=data["stream"])
