@@ -55,8 +55,9 @@ class GenerationSourceSerializer(serializers.Serializer):
 
 class GenerationErrorSerializer(serializers.Serializer):
     code = serializers.CharField(
-        help_text="upstream_unavailable or upstream_bad_response (the provider failed mid-reply), "
-        "client_disconnected, or reply_interrupted."
+        help_text="upstream_unavailable or upstream_bad_response (the provider failed mid-reply), cancelled "
+        "(POST …/replies/{reply_id}/cancel), or reply_interrupted; client_disconnected on replies stored before "
+        "streams outlived their connection."
     )
     message = serializers.CharField()
 
@@ -71,7 +72,8 @@ class GenerationSerializer(serializers.Serializer):
     sources = GenerationSourceSerializer(many=True, help_text="The context the model was given.")
     status = serializers.ChoiceField(
         choices=GenerationStatus.choices,
-        help_text="incomplete: the provider failed or the client left mid-reply; the content is what arrived.",
+        help_text="incomplete: the provider failed mid-reply; cancelled: the reply was stopped on request. "
+        "Either way the content is what the client was sent.",
     )
     reply_to = serializers.UUIDField(required=False, help_text="The user message this reply answers.")
     error = GenerationErrorSerializer(required=False, help_text="Why the reply is not complete.")

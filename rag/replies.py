@@ -260,20 +260,47 @@ def _replay(prepared: PreparedReply) -> PreparedReply | None:
     return prepared
 
 
+def _key_hash(conversation_id, idempotency_key: str) -> str:
+    return hashlib.sha256(f"{conversation_id}:{idempotency_key}".encode()).hexdigest()
+
+
+def stream_attach_key(conversation_id, idempotency_key: str) -> str:
+    """Cache key of the streamed reply generating under this Idempotency-Key (rag.reply_runner)."""
+    return "reply-stream:" + _key_hash(conversation_id, idempotency_key)
+
+
+def stream_in_progress(*, conversation: Conversation, idempotency_key: str, fingerprint: str) -> str | None:
+    """The id of the streamed reply this Idempotency-Key started and that is still being
+    generated, for a retry to attach to; None when there is none. Another request under the
+    key is a 409 idempotency_key_reused."""
+    entry = cache.get(stream_attach_key(conversation.pk, idempotency_key))
+    if not entry:
+        return None
+    if entry["fingerprint"] != fingerprint:
+        raise Conflict(KEY_REUSED_MESSAGE, code="idempotency_key_reused")
+    return entry["reply_id"]
+
+
+class ReplyInProgress(Conflict):
+    """409 in_progress: the Idempotency-Key's first request is still being answered."""
+
+    def __init__(self, prepared: "PreparedReply"):
+        super().__init__(IN_PROGRESS_MESSAGE, code="in_progress")
+        self.prepared = prepared
+
+
 def _take_lease(prepared: PreparedReply) -> PreparedReply | None:
     """Holds the Idempotency-Key while this request generates its reply, so concurrent
     retries call no provider: they get the finished reply, or 409 in_progress until it is
     stored. cache.add is atomic (Redis SET NX; the database cache's INSERT on its primary
     key), shared by every instance."""
-    key = "reply-in-progress:" + hashlib.sha256(
-        f"{prepared.conversation.pk}:{prepared.idempotency_key}".encode()
-    ).hexdigest()
+    key = "reply-in-progress:" + _key_hash(prepared.conversation.pk, prepared.idempotency_key)
     token = uuid.uuid4().hex
     if not cache.add(key, token, IN_PROGRESS_LEASE_SECONDS):
         replayed = _replay(prepared)
         if replayed is not None:
             return replayed
-        raise Conflict(IN_PROGRESS_MESSAGE, code="in_progress")
+        raise ReplyInProgress(prepared)
     prepared.lease = (key, token)
     # The first request may have stored its reply and let go of the key just before.
     try:

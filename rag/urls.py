@@ -14,6 +14,16 @@ urlpatterns = [
         views.MessageRegenerateView.as_view(),
         name="conversation-message-regenerate",
     ),
+    path(
+        "api/conversations/<uuid:id>/replies/<uuid:reply_id>/events",
+        views.ReplyEventsView.as_view(),
+        name="conversation-reply-events",
+    ),
+    path(
+        "api/conversations/<uuid:id>/replies/<uuid:reply_id>/cancel",
+        views.ReplyCancelView.as_view(),
+        name="conversation-reply-cancel",
+    ),
     path("api/organizations/current/provider-keys", views.ProviderKeyListView.as_view(), name="provider-keys"),
     re_path(
         r"^api/organizations/current/provider-keys/(?P<provider>openai|gemini|openrouter)$",

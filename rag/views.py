@@ -1,8 +1,12 @@
-"""Endpoints of the rag app: organization provider keys and the reply endpoint."""
+"""Endpoints of the rag app: organization provider keys, replies (to a new question, an
+edited one, again) and the events and cancel of streamed replies."""
 
+import itertools
+
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -10,8 +14,9 @@ from accounts.permissions import ManagersOnlyToRead
 from conversations import services as conversation_services
 from conversations.models import Conversation, Message
 from conversations.serializers import IDEMPOTENCY_KEY_HEADER, MessageSerializer, idempotency_key_from
-from rag import chat_providers, replies, selectors, services, streaming
+from rag import chat_providers, replies, reply_runner, selectors, services, streaming
 from rag.models import ChatProviderName, ProviderKey
+from rag.reply_events import InvalidEventId
 from rag.serializers import (
     EditInputSerializer,
     ProviderKeyInputSerializer,
@@ -22,6 +27,7 @@ from rag.serializers import (
     reply_body,
 )
 from raptorflow.api import TenantAPIView, validated
+from raptorflow.errors import InvalidInput
 from raptorflow.openapi import error_responses
 from raptorflow.pagination import paginator_with_ordering
 
@@ -86,17 +92,22 @@ class ProviderKeyDetailView(TenantAPIView):
 
 
 SSE_DESCRIPTION = (
-    "Generates the assistant's reply with the conversation's agent prompt and RAG context. "
-    "The user message is stored first (kept even when no provider is configured (503) or the "
+    "Generates the assistant's reply with the conversation's agent prompt and RAG context (the question's "
+    "own branch). The user message is stored first (kept even when no provider is configured (503) or the "
     "providers fail (503/502)); a request past the plan's messages or reply tokens is a 402 that "
-    "stores nothing; 409 on an archived conversation. "
-    "With `stream: true` the answer is `text/event-stream`: `context` {user_message, context}, "
-    "then `delta` {text} events, then `done` {message, usage} or `error` {code, message, "
-    "partial_message} (a partial reply is stored with generation.status = \"incomplete\"). "
+    "stores nothing; 409 on an archived conversation. `message_id` of a question answered already adds "
+    "another answer beside the earlier ones (see regenerate). "
+    "With `stream: true` the answer is `text/event-stream` and the reply is generated apart from the "
+    "request: the `X-Reply-Id` header and the first event's `reply_id` name it; every event has an `id:`; "
+    "`context` {reply_id, user_message, context}, then `delta` {text} events, then `done` {message, usage} "
+    "or `error` {code, message, partial_message} (a provider failing mid-reply: the partial reply is stored "
+    "with generation.status = \"incomplete\"; `cancelled`: see …/replies/{reply_id}/cancel). A client that "
+    "disconnects stops nothing: the reply is completed and stored, and GET "
+    "…/replies/{reply_id}/events with Last-Event-ID resumes. Comment lines keep an idle stream open. "
     "A retry with the same Idempotency-Key and body (`stream` aside) returns the first result (200) "
-    "and creates nothing — a partial reply still marked incomplete; the same key with another body "
-    "is 409 `idempotency_key_reused`, and while the key's first request is still being answered "
-    "409 `in_progress`."
+    "and creates nothing — a partial reply still marked incomplete; while the first is being generated a "
+    "streamed retry follows its events (a JSON retry gets 409 `in_progress`); the same key with another "
+    "body is 409 `idempotency_key_reused`."
 )
 
 
@@ -122,7 +133,24 @@ class AnsweringView(TenantAPIView):
     model = Conversation
     serializer_class = ReplySerializer
 
+    def prepare(self, *, stream: bool, **kwargs):
+        """reply_prepare(), or — for a stream retried under the Idempotency-Key of a reply
+        still being generated — the events of that reply to attach to."""
+        try:
+            return replies.reply_prepare(**kwargs)
+        except replies.ReplyInProgress as exc:
+            reply_id = stream and replies.stream_in_progress(
+                conversation=kwargs["conversation"],
+                idempotency_key=kwargs["idempotency_key"],
+                fingerprint=exc.prepared.fingerprint,
+            )
+            if not reply_id:
+                raise
+            return streaming.EventStreamResponse(streaming.follow(reply_id), reply_id=reply_id)
+
     def answer(self, prepared, *, stream: bool):
+        if isinstance(prepared, streaming.EventStreamResponse):
+            return prepared
         if stream:
             return self._stream(prepared)
         if prepared.existing_reply is not None:
@@ -147,18 +175,18 @@ class AnsweringView(TenantAPIView):
 
     def _stream(self, prepared) -> streaming.EventStreamResponse:
         if prepared.existing_reply is not None:
-            events = streaming.replay_events(prepared)
-        else:
-            stream = chat_providers.ReplyStream(prepared.providers, prepared.augmented.chat_messages())
-            # Until the first delta, a failing provider hands over to the next, and when all
-            # fail the client gets a plain 503/502 instead of a stream that starts and errs.
-            try:
-                stream.start()
-            except BaseException:
-                prepared.release()
-                raise
-            events = streaming.reply_events(prepared, stream)
-        return streaming.EventStreamResponse(events, on_close=prepared.release)
+            return streaming.EventStreamResponse(streaming.replay_events(prepared))
+        try:
+            reply_id = reply_runner.start(prepared)
+        finally:
+            # Held by the generator from now on (start() hands them over): this gives back
+            # only what a failed start still holds.
+            prepared.release()
+        # Until the first delta a failing provider hands over to the next, and when all fail
+        # the client gets a plain 503/502 instead of a stream that starts and errs.
+        timeout = settings.PROVIDER_TIMEOUT_SECONDS * max(1, len(prepared.providers)) + 5
+        streaming.raise_if_failed_before_first_delta(streaming.first_outcome(reply_id, timeout=timeout))
+        return streaming.EventStreamResponse(streaming.follow(reply_id), reply_id=reply_id)
 
 
 class ReplyView(AnsweringView):
@@ -176,7 +204,8 @@ class ReplyView(AnsweringView):
         conversation = self.get_object()
         idempotency_key = idempotency_key_from(request)
         data = validated(ReplyInputSerializer, request.data)
-        prepared = replies.reply_prepare(
+        prepared = self.prepare(
+            stream=data["stream"],
             user=request.user,
             organization=self.organization,
             conversation=conversation,
@@ -225,7 +254,8 @@ class MessageEditView(AnsweringView):
             )
             code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
             return Response(MessageSerializer(message).data, status=code)
-        prepared = replies.reply_prepare(
+        prepared = self.prepare(
+            stream=data["stream"],
             user=request.user,
             organization=self.organization,
             conversation=conversation,
@@ -254,7 +284,8 @@ class MessageRegenerateView(AnsweringView):
         conversation = self.get_object()
         idempotency_key = idempotency_key_from(request)
         data = validated(RegenerateInputSerializer, request.data)
-        prepared = replies.reply_prepare(
+        prepared = self.prepare(
+            stream=data["stream"],
             user=request.user,
             organization=self.organization,
             conversation=conversation,
@@ -262,3 +293,80 @@ class MessageRegenerateView(AnsweringView):
             idempotency_key=idempotency_key,
         )
         return self.answer(prepared, stream=data["stream"])
+
+
+LAST_EVENT_ID_HEADER = "Last-Event-ID"
+REPLY_ID_PARAMETER = OpenApiParameter("reply_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+class ReplyEventsView(TenantAPIView):
+    """Resumes (or attaches to) a streamed reply's events."""
+
+    model = Conversation
+    serializer_class = ReplySerializer
+
+    @extend_schema(
+        operation_id="conversations_replies_events",
+        parameters=[
+            REPLY_ID_PARAMETER,
+            OpenApiParameter(
+                LAST_EVENT_ID_HEADER,
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="The id of the last event received: the events after it are sent, then the new ones "
+                "live. Without it, every event from the first.",
+            ),
+        ],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                response=OpenApiTypes.STR,
+                description="Server-sent events (each with an `id:`): context, delta…, done | error.",
+            ),
+            **error_responses(404),
+        },
+        tags=["conversations"],
+        description=(
+            "The events of a streamed reply (its id is the `X-Reply-Id` header and the first event's `reply_id`), "
+            "kept for REPLY_EVENTS_TTL_SECONDS (one hour) after the last one; the stream continues live until "
+            "`done` or `error`. Only the conversation's owner may read them (404 otherwise, and for an expired "
+            "reply)."
+        ),
+    )
+    def get(self, request, id, reply_id):
+        reply_id = reply_runner.require_reply(reply_id, conversation=self.get_object())
+        after = request.headers.get(LAST_EVENT_ID_HEADER) or None
+        events = streaming.follow(reply_id, after=after)
+        try:
+            first = next(events)
+        except InvalidEventId:
+            raise InvalidInput({LAST_EVENT_ID_HEADER: ["Not an event id of this reply."]}) from None
+        except StopIteration:
+            first = ""
+        return streaming.EventStreamResponse(itertools.chain([first], events), reply_id=reply_id)
+
+
+class ReplyCancelSerializer(serializers.Serializer):
+    reply_id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=["cancelling"])
+
+
+class ReplyCancelView(TenantAPIView):
+    model = Conversation
+    serializer_class = ReplyCancelSerializer
+
+    @extend_schema(
+        operation_id="conversations_replies_cancel",
+        request=None,
+        parameters=[REPLY_ID_PARAMETER],
+        responses={202: ReplyCancelSerializer, **error_responses(404, 409)},
+        tags=["conversations"],
+        description=(
+            "Stops a streamed reply at its next delta: what was sent so far is stored with generation.status "
+            "`cancelled` and the stream ends with an `error` event of code `cancelled`. 409 `reply_finished` when "
+            "it has ended already; 404 for anyone but the conversation's owner."
+        ),
+    )
+    def post(self, request, id, reply_id):
+        reply_id = reply_runner.require_reply(reply_id, conversation=self.get_object())
+        reply_runner.cancel(reply_id)
+        return Response({"reply_id": reply_id, "status": "cancelling"}, status=status.HTTP_202_ACCEPTED)
