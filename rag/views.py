@@ -118,6 +118,14 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     description="Up to 255 characters. A retry with the same key and body returns the first "
     "reply and creates nothing new; another body under the same key is a 409.",
 )
+# Names a streamed reply, for GET …/replies/{reply_id}/events and …/cancel.
+REPLY_ID_RESPONSE_HEADER = OpenApiParameter(
+    streaming.REPLY_ID_HEADER,
+    OpenApiTypes.UUID,
+    OpenApiParameter.HEADER,
+    response=[200],
+    description="With stream: true, the reply's id (also `reply_id` in the first event's data).",
+)
 REPLY_RESPONSES = {
     (201, "application/json"): ReplySerializer,
     (200, "application/json"): ReplySerializer,
@@ -195,7 +203,7 @@ class ReplyView(AnsweringView):
     @extend_schema(
         operation_id="conversations_reply",
         request=ReplyInputSerializer,
-        parameters=[IDEMPOTENCY_PARAMETER],
+        parameters=[IDEMPOTENCY_PARAMETER, REPLY_ID_RESPONSE_HEADER],
         responses={**REPLY_RESPONSES, **error_responses(402, 409, 502, 503)},
         tags=["conversations"],
         description=SSE_DESCRIPTION,
@@ -220,7 +228,7 @@ class MessageEditView(AnsweringView):
     @extend_schema(
         operation_id="conversations_messages_edit",
         request=EditInputSerializer,
-        parameters=[IDEMPOTENCY_PARAMETER],
+        parameters=[IDEMPOTENCY_PARAMETER, REPLY_ID_RESPONSE_HEADER],
         responses={
             **REPLY_RESPONSES,
             (201, "application/json"): PolymorphicProxySerializer(
@@ -270,7 +278,7 @@ class MessageRegenerateView(AnsweringView):
     @extend_schema(
         operation_id="conversations_messages_regenerate",
         request=RegenerateInputSerializer,
-        parameters=[IDEMPOTENCY_PARAMETER],
+        parameters=[IDEMPOTENCY_PARAMETER, REPLY_ID_RESPONSE_HEADER],
         responses={**REPLY_RESPONSES, **error_responses(402, 409, 502, 503)},
         tags=["conversations"],
         description=(
