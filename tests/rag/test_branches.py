@@ -243,3 +243,20 @@ def test_messages_on_other_branches_stay_searchable_and_are_marked(
     hits = {hit["content"]: hit for hit in response.json()["results"]}
     assert hits["Vegan protein bars for marathon runners"]["on_active_branch"] is False
     assert hits["Gluten-free snacks"]["on_active_branch"] is True
+
+
+def test_the_seed_pipeline_draws_context_from_the_active_branch_only(owner_client, owner, org, make_conversation):
+    from rag.pipeline import get_rag_pipeline
+
+    conversation = make_conversation(
+        messages=[("user", "Launch in Lisbon first?"), ("assistant", "Lisbon has a strong running scene.")]
+    )
+    question = Message.objects.get(conversation=conversation, sequence=1)
+    edited = owner_client.post(url(conversation, question.id, "edit"), {"content": "Launch in Porto first?"},
+                               format="json")
+    assert edited.status_code == 201
+
+    pipeline = get_rag_pipeline(user=owner, organization=org)
+    context = pipeline.retrieve_context_sync("Where do we launch?", conversation.id)
+
+    assert {m.content for m in context.messages} == {"Launch in Porto first?"}
