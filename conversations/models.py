@@ -24,7 +24,7 @@ class MessageRole(models.TextChoices):
 
 class GenerationStatus(models.TextChoices):
     COMPLETE = "complete", "Complete"
-    INCOMPLETE = "incomplete", "Incomplete (the provider failed or the client left mid-reply)"
+    INCOMPLETE = "incomplete", "Incomplete (the provider failed mid-reply)"
     CANCELLED = "cancelled", "Cancelled"
 
 
@@ -56,6 +56,11 @@ class Conversation(models.Model):
     # Newest activity (last message, else creation): the list's sort key, never null so
     # cursor pagination has a total order.
     activity_at = models.DateTimeField(db_index=False)
+    # The leaf of the branch the conversation shows (null before its first message): a new
+    # message is appended under it. Its path to the root is flagged on_active_branch.
+    active_leaf = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
 
     objects = ConversationQuerySet.as_manager()
 
@@ -82,6 +87,17 @@ class Message(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # Messages form a tree: an edit is a sibling of the message it edits, another answer a
+    # sibling of the answer. Null for a first message (several roots when the first one was
+    # edited). Always a message of the same conversation (the services set it).
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children", db_index=False
+    )
+    # True for the messages on the path from a root to the conversation's active leaf: what
+    # the conversation shows, answers from and exports. Kept by the services under the
+    # conversation's row lock, so reading a branch is one indexed filter, not a tree walk;
+    # rows loaded in bulk without a tree count as one flat branch.
+    on_active_branch = models.BooleanField(default=True, db_default=True)
     # Copied from the conversation so scoping needs no join.
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
@@ -118,6 +134,12 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["organization", "owner", "-created_at"], name="message_owner_created"),
+            # A message's siblings (and children): same conversation, same parent.
+            models.Index(fields=["conversation", "parent"], name="message_conversation_parent"),
+            # The active branch in order, read on every list, recent and reply.
+            models.Index(
+                fields=["conversation", "sequence"], condition=Q(on_active_branch=True), name="message_active_branch"
+            ),
             # Full-text side of hybrid search; queries must use the same expression.
             GinIndex(SearchVector("content", config="english"), name="message_content_fts"),
         ]

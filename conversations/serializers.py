@@ -8,6 +8,7 @@ AGENT_TYPES and MESSAGE_MAX_CHARS stay configurable.
 from django.conf import settings
 from rest_framework import serializers
 
+from conversations import selectors
 from conversations.models import Conversation, ConversationStatus, GenerationStatus, Message, MessageRole
 from raptorflow.api import StrictSerializer
 from raptorflow.json_fields import MetadataField
@@ -54,8 +55,9 @@ class GenerationSourceSerializer(serializers.Serializer):
 
 class GenerationErrorSerializer(serializers.Serializer):
     code = serializers.CharField(
-        help_text="upstream_unavailable or upstream_bad_response (the provider failed mid-reply), "
-        "client_disconnected, or reply_interrupted."
+        help_text="upstream_unavailable or upstream_bad_response (the provider failed mid-reply), cancelled "
+        "(POST …/replies/{reply_id}/cancel), or reply_interrupted; client_disconnected on replies stored before "
+        "streams outlived their connection."
     )
     message = serializers.CharField()
 
@@ -70,7 +72,8 @@ class GenerationSerializer(serializers.Serializer):
     sources = GenerationSourceSerializer(many=True, help_text="The context the model was given.")
     status = serializers.ChoiceField(
         choices=GenerationStatus.choices,
-        help_text="incomplete: the provider failed or the client left mid-reply; the content is what arrived.",
+        help_text="incomplete: the provider failed mid-reply; cancelled: the reply was stopped on request. "
+        "Either way the content is what the client was sent.",
     )
     reply_to = serializers.UUIDField(required=False, help_text="The user message this reply answers.")
     error = GenerationErrorSerializer(required=False, help_text="Why the reply is not complete.")
@@ -108,12 +111,58 @@ class MessageSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="A generated reply's provider, model, usage, sources and status (read-only); null otherwise.",
     )
-    sequence = serializers.IntegerField(min_value=1, help_text="1..N within the conversation, in order of arrival.")
+    sequence = serializers.IntegerField(
+        min_value=1, help_text="1..N within the conversation (every branch), in order of arrival."
+    )
+    parent_id = serializers.UUIDField(
+        allow_null=True, help_text="The message this one follows; null for a first message."
+    )
+    sibling_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        help_text="This message and its siblings (the other versions after the same parent), oldest first.",
+    )
+    sibling_index = serializers.IntegerField(min_value=0, help_text="This message's place in sibling_ids (0-based).")
+    sibling_count = serializers.IntegerField(min_value=1, help_text="How many versions there are (at least 1).")
+    on_active_branch = serializers.BooleanField(
+        help_text="On the conversation's current branch (what GET …/messages shows)."
+    )
 
     class Meta:
         model = Message
-        fields = ["id", "conversation_id", "role", "content", "metadata", "generation", "sequence", "created_at"]
+        fields = [
+            "id",
+            "conversation_id",
+            "role",
+            "content",
+            "metadata",
+            "generation",
+            "sequence",
+            "parent_id",
+            "sibling_ids",
+            "sibling_index",
+            "sibling_count",
+            "on_active_branch",
+            "created_at",
+        ]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        # Lists read sibling_ids in their own statement (selectors.with_siblings); a single
+        # message (a reply, an edit) looks them up here.
+        sibling_ids = getattr(instance, "sibling_ids", None)
+        if sibling_ids is None:
+            sibling_ids = instance.sibling_ids = selectors.message_sibling_ids(instance)
+        instance.sibling_count = len(sibling_ids)
+        instance.sibling_index = sibling_ids.index(instance.pk) if instance.pk in sibling_ids else 0
+        return super().to_representation(instance)
+
+
+class ActiveBranchSerializer(serializers.Serializer):
+    """Where a conversation's current branch ends, after POST …/messages/{id}/activate."""
+
+    conversation_id = serializers.UUIDField()
+    active_leaf_id = serializers.UUIDField(help_text="The newest message of the branch now shown.")
+    results = MessageSerializer(many=True, help_text="The branch now shown, root → leaf (its newest 100).")
 
 
 class MessageRecentSerializer(serializers.Serializer):

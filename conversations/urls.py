@@ -16,6 +16,11 @@ urlpatterns = [
         views.MessageRecentView.as_view(),
         name="conversation-messages-recent",
     ),
+    path(
+        "api/conversations/<uuid:id>/messages/<uuid:message_id>/activate",
+        views.MessageActivateView.as_view(),
+        name="conversation-message-activate",
+    ),
     # The caller's data export, under the account's URLs (conversations/export.py).
     path("api/auth/me/export", views.AccountExportView.as_view(), name="me-export"),
 ]

@@ -12,6 +12,7 @@ from conversations.filters import ConversationFilter
 from conversations.models import Conversation, Message
 from conversations.serializers import (
     IDEMPOTENCY_KEY_HEADER,
+    ActiveBranchSerializer,
     ConversationCreateInputSerializer,
     ConversationSerializer,
     ConversationUpdateInputSerializer,
@@ -106,7 +107,8 @@ class MessageListCreateView(ConversationMessagesMixin, TenantAPIView):
         operation_id="conversations_messages_list",
         responses={200: MessageSerializer(many=True)},
         tags=TAGS,
-        description="The conversation's messages, oldest first.",
+        description="The conversation's active branch, root → leaf (oldest first), each message with its "
+        "parent and siblings (`sibling_ids`, `sibling_index`, `sibling_count`) to switch between versions.",
     )
     def get(self, request, id):
         messages = selectors.message_list(self.get_queryset(), conversation=self.get_conversation())
@@ -127,7 +129,8 @@ class MessageListCreateView(ConversationMessagesMixin, TenantAPIView):
         ],
         responses={201: MessageSerializer, 200: MessageSerializer, **error_responses(402, 409)},
         tags=TAGS,
-        description="Appends a message. 409 when the conversation is archived; 402 past the plan's quota.",
+        description="Appends a message after the active branch's leaf (it becomes the leaf). 409 when the "
+        "conversation is archived; 402 past the plan's quota.",
     )
     def post(self, request, id):
         idempotency_key = idempotency_key_from(request)
@@ -155,12 +158,32 @@ class MessageRecentView(ConversationMessagesMixin, TenantAPIView):
         ],
         responses={200: MessageRecentSerializer},
         tags=TAGS,
-        description="The newest N messages, in chronological order.",
+        description="The newest N messages of the active branch, in chronological order.",
     )
     def get(self, request, id):
         limit = bounded_int_param(request, "limit", default=RECENT_DEFAULT, minimum=1, maximum=RECENT_MAX)
         messages = selectors.message_recent(self.get_queryset(), conversation=self.get_conversation(), limit=limit)
         return Response({"results": MessageSerializer(messages, many=True).data})
+
+
+class MessageActivateView(ConversationMessagesMixin, TenantAPIView):
+    pagination_class = None
+
+    @extend_schema(
+        operation_id="conversations_messages_activate",
+        request=None,
+        responses={200: ActiveBranchSerializer},
+        tags=TAGS,
+        description="Shows the branch through this message: its newest descendant becomes the active leaf. "
+        "Answers with the branch now shown (its newest 100 messages).",
+    )
+    def post(self, request, id, message_id):
+        conversation = self.get_conversation()
+        message = self.get_scoped_or_404(Message, id=message_id, conversation=conversation)
+        conversation = services.message_activate(conversation=conversation, message=message)
+        messages = selectors.message_recent(self.get_queryset(), conversation=conversation, limit=RECENT_MAX)
+        data = {"conversation_id": conversation.id, "active_leaf_id": conversation.active_leaf_id, "results": messages}
+        return Response(ActiveBranchSerializer(data).data)
 
 
 class ConversationTitleSearchView(TenantAPIView):

@@ -450,6 +450,11 @@ OPENROUTER_CHAT_MODEL = env_str("OPENROUTER_CHAT_MODEL", "openai/gpt-4o-mini")
 RAG_PROMPT_TOKEN_BUDGET = env_int("RAG_PROMPT_TOKEN_BUDGET", 6000)
 CHAT_MAX_REPLY_TOKENS = env_int("CHAT_MAX_REPLY_TOKENS", 1024)
 RAG_RECENT_MESSAGES = env_int("RAG_RECENT_MESSAGES", 12)
+# Streamed replies (rag/reply_events.py): their events are kept this long after the last one
+# (Redis Streams with REDIS_URL, in process otherwise), for resumes with Last-Event-ID; an
+# idle stream sends a comment at least this often so proxies keep it open.
+REPLY_EVENTS_TTL_SECONDS = env_int("REPLY_EVENTS_TTL_SECONDS", 3600)
+REPLY_KEEPALIVE_SECONDS = env_float("REPLY_KEEPALIVE_SECONDS", 15.0)
 RAG_SEMANTIC_MESSAGES = env_int("RAG_SEMANTIC_MESSAGES", 8)
 
 RAZORPAY_KEY_ID = env_str("RAZORPAY_KEY_ID")

@@ -32,6 +32,10 @@ class ApiData:
     invitation_id: str
     domain_claim_id: str
     organization_id: str
+    # A user message of the conversation (edit, regenerate and activate name one) and a
+    # reply id that names no reply (its events and cancel answer 404 past validation).
+    message_id: str = ""
+    reply_id: str = ""
 
 
 @pytest.fixture
@@ -95,4 +99,6 @@ def _api_data(owner, org, teammate, *, embedded: bool) -> ApiData:
         invitation_id=str(invitation.id),
         domain_claim_id=str(claim.id),
         organization_id=str(org.id),
+        message_id=str(messages[0].id),
+        reply_id=str(uuid.uuid4()),
     )
