@@ -23,3 +23,10 @@ def message_recent(messages: QuerySet[Message], *, conversation: Conversation, l
     newest = list(messages.filter(conversation=conversation).order_by("-sequence")[:limit])
     newest.reverse()
     return newest
+
+
+def active_branch_messages(conversation: Conversation) -> QuerySet[Message]:
+    """The messages of the conversation's active branch, oldest first: what a reply's
+    history, an export and a share snapshot show. Every conversation is one branch today,
+    so that is all its messages in sequence order."""
+    return Message.objects.filter(conversation=conversation).order_by("sequence")

@@ -13,7 +13,9 @@ from raptorflow.errors import Conflict
 from search.models import MessageEmbedding
 from tests.conversations.helpers import error_fields, snapshot
 
-MESSAGE_FIELDS = {"id", "conversation_id", "role", "content", "metadata", "generation", "sequence", "created_at"}
+MESSAGE_FIELDS = {
+    "id", "conversation_id", "role", "content", "metadata", "generation", "feedback", "sequence", "created_at"
+}
 
 
 def post_message(client, conversation, body=None, **headers):
