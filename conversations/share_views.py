@@ -115,6 +115,7 @@ class SharedConversationView(KnownQueryParametersOnly, APIView):
         "counts a view. Limited per client IP.",
     )
     def get(self, request, token):
-        viewer = request.user if request.user.is_authenticated else None
+        # A bearer token is optional here: request.auth is the Caller when one was given.
+        viewer = request.user if request.auth is not None else None
         share = shares.unscoped_share_for_viewer(token=token, viewer=viewer)
         return Response(SharedConversationSerializer(share).data)
