@@ -1,9 +1,10 @@
 """Serializers of share links (conversations/shares.py)."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from conversations.models import ConversationShare, MessageRole, ShareScope
-from conversations.shares import share_status
+from conversations.shares import SHARE_STATUSES, share_status
 from raptorflow.api import StrictSerializer
 
 
@@ -46,6 +47,7 @@ class ShareSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(serializers.ChoiceField(choices=SHARE_STATUSES))
     def get_status(self, share) -> str:
         return share_status(share)
 

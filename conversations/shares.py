@@ -114,6 +114,9 @@ def share_list(shares: QuerySet[ConversationShare], *, conversation: Conversatio
     return shares.filter(conversation=conversation).order_by("-created_at", "-id")
 
 
+SHARE_STATUSES = ["active", "revoked", "expired"]
+
+
 def share_status(share: ConversationShare) -> str:
     if share.revoked_at is not None:
         return "revoked"

@@ -350,6 +350,8 @@ SPECTACULAR_SETTINGS = {
         "InvitationStatusEnum": "accounts.models.InvitationStatus",
         "ConversationStatusEnum": "conversations.models.ConversationStatus",
         "MessageRoleEnum": "conversations.models.MessageRole",
+        "ShareScopeEnum": "conversations.models.ShareScope",
+        "ShareStatusEnum": "conversations.shares.SHARE_STATUSES",
         "ChatProviderEnum": "rag.models.ChatProviderName",
         "ContextSourceEnum": "rag.serializers.CONTEXT_SOURCES",
         "SubscriptionStatusEnum": "billing.models.SubscriptionStatus",
