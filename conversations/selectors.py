@@ -75,3 +75,4 @@ def message_recent(messages: QuerySet[Message], *, conversation: Conversation, l
     newest = list(message_list(messages, conversation=conversation).order_by("-sequence")[:limit])
     newest.reverse()
     return newest
+

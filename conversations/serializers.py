@@ -6,11 +6,25 @@ AGENT_TYPES and MESSAGE_MAX_CHARS stay configurable.
 """
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from conversations import selectors
-from conversations.models import Conversation, ConversationStatus, GenerationStatus, Message, MessageRole
+from conversations.feedback import FEEDBACK_COMMENT_MAX_CHARS
+from conversations.models import (
+    MAX_TAGS,
+    TAG_MAX_CHARS,
+    Conversation,
+    ConversationStatus,
+    FeedbackRating,
+    GenerationStatus,
+    Message,
+    MessageRole,
+    TitleSource,
+)
+from conversations.tags import normalize_tags
 from raptorflow.api import StrictSerializer
+from raptorflow.errors import InvalidInput
 from raptorflow.json_fields import MetadataField
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
@@ -79,8 +93,31 @@ class GenerationSerializer(serializers.Serializer):
     error = GenerationErrorSerializer(required=False, help_text="Why the reply is not complete.")
 
 
+class TagsField(serializers.ListField):
+    """A conversation's tags (conversations/tags.py): trimmed, lower case, without repeats;
+    each 1..TAG_MAX_CHARS characters, at most MAX_TAGS."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("child", serializers.CharField(max_length=TAG_MAX_CHARS))
+        kwargs.setdefault("max_length", MAX_TAGS)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            return normalize_tags(data)
+        except InvalidInput as exc:
+            raise serializers.ValidationError(exc.extra["fields"]["tags"]) from None
+
+
 class ConversationSerializer(serializers.ModelSerializer):
     status = serializers.ChoiceField(choices=ConversationStatus.choices)
+    title_source = serializers.ChoiceField(
+        choices=TitleSource.choices,
+        allow_null=True,
+        help_text="user: set by the user (never overwritten); generated: titled after the first reply; "
+        "null: untitled until its first reply.",
+    )
+    tags = serializers.ListField(child=serializers.CharField(max_length=TAG_MAX_CHARS), max_length=MAX_TAGS)
     metadata = MetadataField()
     usage = UsageSerializer(help_text="Token usage of the replies generated in this conversation.")
     last_message_at = serializers.DateTimeField(allow_null=True)
@@ -90,6 +127,9 @@ class ConversationSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "title",
+            "title_source",
+            "pinned",
+            "tags",
             "agent_type",
             "status",
             "message_count",
@@ -100,6 +140,14 @@ class ConversationSerializer(serializers.ModelSerializer):
             "last_message_at",
         ]
         read_only_fields = fields
+
+
+class FeedbackSerializer(serializers.Serializer):
+    """The owner's rating of an assistant message."""
+
+    rating = serializers.ChoiceField(choices=FeedbackRating.choices, source="feedback_rating")
+    comment = serializers.CharField(source="feedback_comment", allow_blank=True)
+    rated_at = serializers.DateTimeField(source="feedback_at")
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -126,6 +174,9 @@ class MessageSerializer(serializers.ModelSerializer):
     on_active_branch = serializers.BooleanField(
         help_text="On the conversation's current branch (what GET …/messages shows)."
     )
+    feedback = serializers.SerializerMethodField(
+        help_text="The owner's rating of an assistant message (PUT …/feedback); null when unrated."
+    )
 
     class Meta:
         model = Message
@@ -136,6 +187,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "content",
             "metadata",
             "generation",
+            "feedback",
             "sequence",
             "parent_id",
             "sibling_ids",
@@ -145,6 +197,10 @@ class MessageSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(FeedbackSerializer(allow_null=True))
+    def get_feedback(self, message) -> dict | None:
+        return FeedbackSerializer(message).data if message.feedback_rating else None
 
     def to_representation(self, instance):
         # Lists read sibling_ids in their own statement (selectors.with_siblings); a single
@@ -175,9 +231,16 @@ class MessageRecentSerializer(serializers.Serializer):
 class ConversationCreateInputSerializer(StrictSerializer):
     """A new conversation; the organization and owner are the caller's."""
 
-    title = serializers.CharField(min_length=1, max_length=200)
+    title = serializers.CharField(
+        min_length=1,
+        max_length=200,
+        required=False,
+        help_text="Optional: without one the conversation is titled after its first reply (title_source: generated).",
+    )
     agent_type = serializers.ChoiceField(choices=[])
     metadata = MetadataField(required=False, default=dict)
+    pinned = serializers.BooleanField(required=False, default=False)
+    tags = TagsField(required=False, default=list)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -185,11 +248,26 @@ class ConversationCreateInputSerializer(StrictSerializer):
 
 
 class ConversationUpdateInputSerializer(StrictSerializer):
-    """Only title, status and metadata can change; any other field is a 400."""
+    """Only title, status, metadata, pinned and tags can change; any other field is a 400."""
 
-    title = serializers.CharField(min_length=1, max_length=200, required=False)
+    title = serializers.CharField(
+        min_length=1,
+        max_length=200,
+        required=False,
+        help_text="The user's own title: never replaced by a generated one.",
+    )
     status = serializers.ChoiceField(choices=ConversationStatus.choices, required=False)
     metadata = MetadataField(required=False, help_text="Replaces the whole metadata object.")
+    pinned = serializers.BooleanField(required=False)
+    tags = TagsField(required=False, help_text=f"Replaces the tags: at most {MAX_TAGS}, each 1..{TAG_MAX_CHARS} "
+                     "characters; stored trimmed, in lower case, without repeats.")
+
+
+class FeedbackInputSerializer(StrictSerializer):
+    rating = serializers.ChoiceField(choices=FeedbackRating.choices)
+    comment = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=FEEDBACK_COMMENT_MAX_CHARS, trim_whitespace=True
+    )
 
 
 class MessageContentField(serializers.CharField):

@@ -20,7 +20,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing import quotas
-from conversations.models import Conversation, ConversationStatus, Message, MessageRole
+from conversations.models import Conversation, ConversationStatus, Message, MessageRole, TitleSource
 from raptorflow import audit, hooks
 from raptorflow.errors import Conflict, InvalidInput, NotFound
 
@@ -69,12 +69,23 @@ def _lock(conversation: Conversation | QuerySet) -> Conversation:
 
 @transaction.atomic
 def conversation_create(
-    *, organization, owner, title: str, agent_type: str, metadata: dict | None = None
+    *,
+    organization,
+    owner,
+    agent_type: str,
+    title: str | None = None,
+    metadata: dict | None = None,
+    pinned: bool = False,
+    tags: list[str] | None = None,
 ) -> Conversation:
+    """Without a title the conversation is titled after its first reply (conversations/titles.py)."""
     return Conversation.objects.create(
         organization=organization,
         owner=owner,
-        title=title,
+        title=title or "",
+        title_source=TitleSource.USER if title else None,
+        pinned=pinned,
+        tags=tags or [],
         agent_type=agent_type,
         metadata=metadata or {},
         # Activity starts at creation; each stored message moves it forward.
@@ -87,14 +98,25 @@ _UNCHANGED = object()
 
 @transaction.atomic
 def conversation_update(
-    *, conversation: Conversation, title=_UNCHANGED, status=_UNCHANGED, metadata=_UNCHANGED
+    *,
+    conversation: Conversation,
+    title=_UNCHANGED,
+    status=_UNCHANGED,
+    metadata=_UNCHANGED,
+    pinned=_UNCHANGED,
+    tags=_UNCHANGED,
 ) -> Conversation:
-    """Changes only what is given; metadata is replaced whole."""
+    """Changes only what is given; metadata and tags are replaced whole. A title given here
+    is the person's own: the title job never overwrites it (conversations/titles.py)."""
     changed = []
-    for field, value in (("title", title), ("status", status), ("metadata", metadata)):
+    fields = (("title", title), ("status", status), ("metadata", metadata), ("pinned", pinned), ("tags", tags))
+    for field, value in fields:
         if value is not _UNCHANGED:
             setattr(conversation, field, value)
             changed.append(field)
+    if title is not _UNCHANGED:
+        conversation.title_source = TitleSource.USER
+        changed.append("title_source")
     if changed:
         # Only the changed columns: saving every field would overwrite the counters a
         # concurrent message_create just wrote.
@@ -279,6 +301,10 @@ def _after_message_stored(conversation: Conversation, locked: Conversation, mess
     message_id = message.id
     # Search embeds it (raptorflow/hooks.py), once the message is committed and visible.
     transaction.on_commit(lambda: hooks.message_stored(message_id))
+    if message.role == MessageRole.ASSISTANT and locked.title_source is None:
+        # The first answer of an untitled conversation: rag titles it (conversations/titles.py).
+        conversation_id = locked.pk
+        transaction.on_commit(lambda: hooks.untitled_conversation_answered(conversation_id))
     return message
 
 

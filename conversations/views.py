@@ -31,6 +31,9 @@ RECENT_DEFAULT, RECENT_MAX = 10, 100
 
 # Newest activity first; the id breaks ties between conversations active in the same instant.
 ConversationPagination = paginator_with_ordering("-activity_at", "-id")
+# The list's position is the newest activity, pinned ones moved ahead with ?pinned_first=true
+# (conversations/filters.py annotates it).
+ConversationListPagination = paginator_with_ordering("-list_position", "-id")
 # Oldest first: sequence is unique within the one conversation being listed.
 MessagePagination = paginator_with_ordering("sequence")
 
@@ -39,13 +42,14 @@ class ConversationListCreateView(TenantAPIView):
     model = Conversation
     serializer_class = ConversationSerializer
     filterset_class = ConversationFilter
-    pagination_class = ConversationPagination
+    pagination_class = ConversationListPagination
 
     @extend_schema(
         operation_id="conversations_list",
         responses={200: ConversationSerializer(many=True)},
         tags=TAGS,
-        description="The caller's conversations, newest activity first.",
+        description="The caller's conversations, newest activity first (pinned ones first with "
+        "`pinned_first=true`); filter by status, agent_type, pinned and tag.",
     )
     def get(self, request):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
@@ -77,7 +81,8 @@ class ConversationDetailView(TenantAPIView):
         request=ConversationUpdateInputSerializer,
         responses={200: ConversationSerializer},
         tags=TAGS,
-        description="Changes title, status and/or metadata (replaced whole). Other fields are a 400.",
+        description="Changes title (then title_source is `user`, never overwritten), status, metadata "
+        "(replaced whole), pinned and/or tags (replaced whole). Other fields are a 400.",
     )
     def patch(self, request, id):
         conversation = self.get_object()

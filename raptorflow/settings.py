@@ -329,6 +329,7 @@ RATE_LIMITS = {
     "admin_login_ip": env_str("RATE_LIMIT_ADMIN_LOGIN_IP", "20/min"),
     "admin_login_account": env_str("RATE_LIMIT_ADMIN_LOGIN_ACCOUNT", "10/min"),
     "admin_login_account_total": env_str("RATE_LIMIT_ADMIN_LOGIN_ACCOUNT_TOTAL", "100/hour"),
+    "share_ip": env_str("RATE_LIMIT_SHARE_IP", "120/min"),
 }
 # URL names of the sign-in and token endpoints limited per IP (and, for our own tokens,
 # per account).
@@ -349,6 +350,8 @@ SPECTACULAR_SETTINGS = {
         "InvitationStatusEnum": "accounts.models.InvitationStatus",
         "ConversationStatusEnum": "conversations.models.ConversationStatus",
         "MessageRoleEnum": "conversations.models.MessageRole",
+        "ShareScopeEnum": "conversations.models.ShareScope",
+        "ShareStatusEnum": "conversations.shares.SHARE_STATUSES",
         "ChatProviderEnum": "rag.models.ChatProviderName",
         "ContextSourceEnum": "rag.serializers.CONTEXT_SOURCES",
         "SubscriptionStatusEnum": "billing.models.SubscriptionStatus",

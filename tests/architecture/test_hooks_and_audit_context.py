@@ -7,7 +7,9 @@ from rest_framework import serializers
 
 from billing.services import cancel_for_organization_deletion
 from conversations.export import ExportSection, export_sections
+from conversations.feedback import feedback_metric_families
 from conversations.services import conversation_create
+from rag.titles import schedule_title
 from raptorflow import audit, hooks, jobs
 from raptorflow.errors import exception_handler
 from raptorflow.models import AuditLog
@@ -20,6 +22,8 @@ def test_billing_and_search_fill_in_the_core_hook_points():
     # block the deletion, they are rebuilt by the next embedding job (speed only, no data).
     assert hooks.organization_deleting.receivers == (drop_for_organization, cancel_for_organization_deletion)
     assert hooks.message_stored.receivers == (schedule_message_embedding,)
+    assert hooks.untitled_conversation_answered.receivers == (schedule_title,)
+    assert hooks.scrape_time_metrics.receivers == (feedback_metric_families,)
 
 
 def test_registering_a_receiver_twice_keeps_one():

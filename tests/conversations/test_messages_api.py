@@ -14,7 +14,7 @@ from search.models import MessageEmbedding
 from tests.conversations.helpers import error_fields, snapshot
 
 MESSAGE_FIELDS = {
-    "id", "conversation_id", "role", "content", "metadata", "generation", "sequence", "created_at",
+    "id", "conversation_id", "role", "content", "metadata", "generation", "feedback", "sequence", "created_at",
     # The message tree (tests/conversations/test_branches.py)
     "parent_id", "sibling_ids", "sibling_index", "sibling_count", "on_active_branch",
 }
