@@ -2,7 +2,7 @@
 concurrent keep-alive clients on loopback against gunicorn on the embedded database.
 
     .venv/bin/python bench/api.py [--clients 8] [--requests 400] [--workers 2] [--threads 4]
-                                  [--skip-list] [--skip-search] [--skip-reply]
+                                  [--skip-list] [--skip-search] [--skip-reply] [--results api]
 
 Message create is measured next to `…/messages/recent` in the same run, and the table ends
 with their ratio (create req/s over recent req/s; README "Performance"): on a shared machine
@@ -10,7 +10,9 @@ the ratio is steadier than either figure.
 
 Background embedding jobs go to a Redis broker (db 12) with no worker attached, as in
 production where Celery workers run on other machines; the queue is purged afterwards.
-Chat replies use a stub OpenAI-compatible server on loopback. The load generator shares
+Chat replies use a stub OpenAI-compatible server on loopback. Before the search scenario the
+stored messages are embedded (`backfill_embeddings`), and every search sends a query no
+other request of the run sends, so no cache could serve it. The load generator shares
 the machine's cores with gunicorn and PostgreSQL, so the figures are a floor."""
 
 import argparse
@@ -82,12 +84,12 @@ class StubOpenAI(BaseHTTPRequestHandler):
 
 def _client(args):
     """One client process: sequential keep-alive requests, latencies in ms."""
-    port, token, method, path, body, count = args
+    port, token, method, path, body, count, client = args
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     samples, errors = [], 0
     for i in range(count):
-        payload = json.dumps(body(i)).encode() if body else None
+        payload = json.dumps(body(client, i)).encode() if body else None
         start = time.perf_counter()
         conn.request(method, path, body=payload, headers=headers)
         response = conn.getresponse()
@@ -99,20 +101,30 @@ def _client(args):
     return samples, errors
 
 
-def _message_body(i):
+def _message_body(client, i):
     return {"role": "user", "content": CORPUS[i % len(CORPUS)]}
 
 
-def _search_body(i):
-    return {"query": "budget allocation for ads", "limit": 5}
+QUERY_ASKS = ["budget allocation for", "best performing creative in", "next steps on", "risks around",
+              "who owns", "last month's numbers for", "a summary of", "open questions about"]
+QUERY_TOPICS = ["paid social ads", "the holiday email campaign", "the Q4 launch", "webinar promotion",
+                "competitor pricing", "qualified leads", "influencer partnerships", "trial churn"]
 
 
-def _reply_body(i):
+def _search_body(client, i):
+    """A query no other request of the run sends (client and request number in it), so no
+    cache of query embeddings or results could answer it."""
+    ask = QUERY_ASKS[i % len(QUERY_ASKS)]
+    topic = QUERY_TOPICS[(i // len(QUERY_ASKS) + client) % len(QUERY_TOPICS)]
+    return {"query": f"{ask} {topic}, week {i} of team {client}", "limit": 5}
+
+
+def _reply_body(client, i):
     return {"content": CORPUS[i % len(CORPUS)]}
 
 
 def run_scenario(pool, name, port, tokens, method, path_for, body, per_client):
-    jobs = [(port, tokens[c], method, path_for(c), body, per_client) for c in range(len(tokens))]
+    jobs = [(port, tokens[c], method, path_for(c), body, per_client, c) for c in range(len(tokens))]
     start = time.perf_counter()
     results = pool.map(_client, jobs)
     elapsed = time.perf_counter() - start
@@ -132,6 +144,7 @@ def main():
     parser.add_argument("--skip-list", action="store_true", help="no message list scenario")
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--skip-reply", action="store_true")
+    parser.add_argument("--results", default="api", help="name of the JSON file under bench/results/")
     args = parser.parse_args()
 
     stub_port = free_port()
@@ -176,6 +189,9 @@ def main():
             rows.append(run_scenario(pool, "recent (10)", port, tokens, "GET",
                                      lambda c: messages(c) + "/recent?limit=10", None, args.requests))
             if not args.skip_search:
+                # The stored messages get their vectors first (the jobs went to a queue no
+                # worker reads), so each search ranks the conversation's real embeddings.
+                manage("backfill_embeddings", env=env)
                 rows.append(run_scenario(
                     pool, "semantic search", port, tokens, "POST",
                     lambda c: f"/api/search/semantic-search?conversation_id={conversations[c]}", _search_body,
@@ -195,8 +211,9 @@ def main():
     by_name = {row["scenario"]: row for row in rows}
     ratio = round(by_name["message create"]["rps"] / by_name["recent (10)"]["rps"], 2)
     print(f"message create / recent throughput: {ratio}")
-    write_results("api", {"clients": args.clients, "gunicorn": {"workers": args.workers, "threads": args.threads},
-                          "scenarios": rows, "create_over_recent_rps": ratio})
+    gunicorn_config = {"workers": args.workers, "threads": args.threads}
+    write_results(args.results, {"clients": args.clients, "gunicorn": gunicorn_config,
+                                 "scenarios": rows, "create_over_recent_rps": ratio})
 
 
 if __name__ == "__main__":

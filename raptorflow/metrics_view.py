@@ -2,11 +2,12 @@
 (raptorflow/metrics.py), behind METRICS_TOKEN.
 
 Some figures are read when /metrics is scraped instead of being counted: the background
-queue depth (from the Celery broker, or the in-process job queue), the progress of the
-last backfill (kept in the shared cache by the backfill command, which runs in a process of
-its own) and what the layers above add through hooks.scrape_time_metrics (the feedback
-counts of conversations). None is a per-process number, so counting them in each worker
-would be wrong.
+queue depth (from the Celery broker, or the in-process job queue), the in-process worker's
+durable backlogs (raptorflow.jobs.Backlog: counted in the database, so every process of an
+instance reports the same figure), the progress of the last backfill (kept in the shared
+cache by the backfill command, which runs in a process of its own) and what the layers above
+add through hooks.scrape_time_metrics (the feedback counts of conversations). None is a
+per-process number, so counting them in each worker would be wrong.
 
 /metrics wants `Authorization: Bearer <METRICS_TOKEN>` whenever METRICS_TOKEN is set. In
 production an unset METRICS_TOKEN does not stop start-up (the API itself does not need it);
@@ -66,6 +67,20 @@ class ScrapeTimeCollector:
         except Exception:
             logger.warning("Could not read the background queue depth", exc_info=True)
         yield depth
+
+        backlog = GaugeMetricFamily(
+            "raptorflow_background_backlog",
+            "Work the in-process worker still has to do, read from the database (embeddings: "
+            "messages without a vector of the active model). Embedded default only.",
+            labels=["backlog"],
+        )
+        if not settings.CELERY_BROKER_URL:
+            try:
+                for name, size in jobs.backlog_sizes().items():
+                    backlog.add_metric([name], size)
+            except Exception:
+                logger.warning("Could not read the background backlog", exc_info=True)
+        yield backlog
 
         backfill = GaugeMetricFamily(
             "raptorflow_backfill_messages",

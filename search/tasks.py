@@ -48,23 +48,16 @@ def embed_message(message_id: str) -> str:
         raise
     metrics.count_background_job(task="embed_message", outcome=outcome)
     if outcome == CREATED:
-        _index_tenant_if_grown(message_id)
+        _index_tenants_if_grown([message_id])
     return outcome
 
 
-def _index_tenant_if_grown(message_id: str) -> None:
-    from search.models import MessageEmbedding
+def _index_tenants_if_grown(message_ids: list[str]) -> None:
     from search.providers import active_spec
-    from search.tenant_indexes import MESSAGE_VECTORS, index_if_grown
+    from search.tenant_indexes import index_owners_if_grown
 
     spec = active_spec()
-    row = (
-        MessageEmbedding.objects.filter(message_id=message_id, model=spec.model)
-        .values_list("organization_id", "owner_id")
-        .first()
-    )
-    if row is not None:
-        index_if_grown(table=MESSAGE_VECTORS, model=spec.model, dimensions=spec.dimensions, scope=row)
+    index_owners_if_grown(message_ids=message_ids, model=spec.model, dimensions=spec.dimensions)
 
 
 @shared_task(acks_late=True)
@@ -94,3 +87,19 @@ def reconcile_tenant_vector_indexes() -> list[str]:
 
 def schedule_message_embedding(message_id) -> None:
     jobs.run_after_commit(embed_message, str(message_id))
+
+
+def embed_message_batch(jobs_args: list[tuple]) -> None:
+    """The in-process worker's form of many queued embed_message jobs: one provider call
+    (search/apps.py registers it with raptorflow.jobs; Celery runs the jobs one by one)."""
+    from search.backfill import embed_messages
+
+    message_ids = [args[0] for args in jobs_args]
+    try:
+        statuses = embed_messages(message_ids=message_ids)
+    except Exception as exc:
+        metrics.count_background_job(task="embed_message", outcome=type(exc).__name__)
+        raise
+    for outcome in statuses.values():
+        metrics.count_background_job(task="embed_message", outcome=outcome)
+    _index_tenants_if_grown([message_id for message_id, outcome in statuses.items() if outcome == CREATED])

@@ -196,6 +196,19 @@ def index_if_grown(*, table: VectorTable, model: str, dimensions: int, scope) ->
     return True
 
 
+def index_owners_if_grown(*, message_ids, model: str, dimensions: int) -> None:
+    """index_if_grown for each owner of these just-embedded messages, once each: every path
+    that embeds messages (the job, the in-process worker's batches and backlog sweep) ends
+    here, so a tenant crossing the threshold gets its index whichever path carried it over."""
+    scopes = (
+        MessageEmbedding.objects.filter(message_id__in=list(message_ids), model=model)
+        .values_list("organization_id", "owner_id")
+        .distinct()
+    )
+    for scope in scopes:
+        index_if_grown(table=MESSAGE_VECTORS, model=model, dimensions=dimensions, scope=scope)
+
+
 def _claim(*, table: VectorTable, model: str, dimensions: int, scope, name: str) -> str | None:
     """Records the build about to start; None when this call won, else why not. Claims are
     serialized by a transaction-level advisory lock so the cap is a true cap."""

@@ -21,6 +21,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import user_create_with_personal_organization
 from conversations.models import Message
+from raptorflow import jobs
 from search import selectors, tenant_indexes
 from search.models import MessageEmbedding, TenantVectorIndex
 from search.providers import active_spec
@@ -417,6 +418,44 @@ def test_crossing_the_threshold_builds_the_index_concurrently_in_the_background(
         )
     assert not [q for q in captured.captured_queries if q["sql"].startswith("CREATE INDEX")]
     assert TenantVectorIndex.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_drop_tenant_indexes_after")
+@pytest.mark.parametrize("path", ["queued batch", "backlog sweep"])
+def test_the_in_process_worker_builds_the_index_of_a_tenant_it_carries_over_the_threshold(
+    path, settings, monkeypatch, model, local_model
+):
+    """On the embedded default the worker embeds in batches and sweeps its backlog instead of
+    running embed_message one by one: either way the tenant it carries over gets its index."""
+    settings.BACKGROUND_JOBS_EAGER = False
+    worker = jobs.InProcessWorker()
+    if path == "backlog sweep":
+        # A process whose worker never ran its queue (killed, redeployed): the message waits
+        # in the backlog for the next process's worker.
+        lost = jobs.InProcessWorker()
+        monkeypatch.setattr(lost, "start", lambda: None)
+        monkeypatch.setattr(jobs, "_worker", lost)
+    else:
+        monkeypatch.setattr(jobs, "_worker", worker)
+    tenant = _tenant("carried@synthetic.test", THRESHOLD, model, seed=22)
+    client = make_client(tenant.user, tenant.organization)
+
+    response = client.post(
+        f"/api/conversations/{tenant.conversation.id}/messages",
+        {"role": "user", "content": "The message that carries this tenant over"},
+        format="json",
+    )
+
+    assert response.status_code == 201
+    if path == "backlog sweep":
+        monkeypatch.setattr(jobs, "_worker", worker)
+        assert Client().get("/health").status_code == 200  # the next process's first request
+    assert worker.wait_until_idle(timeout=120)
+    assert MessageEmbedding.objects.filter(message_id=response.json()["id"], model=model).exists()
+    index = TenantVectorIndex.objects.get()
+    assert (index.state, index.owner_id) == ("ready", tenant.user.pk)
+    assert _pg_index(_index_of(tenant, model)) is True
 
 
 @pytest.mark.django_db(transaction=True)
