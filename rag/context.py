@@ -26,6 +26,7 @@ from datetime import datetime
 from django.conf import settings
 
 from conversations.models import Conversation, Message
+from conversations.selectors import message_history
 from rag import semantic, services
 from rag.chat_providers import ChatMessage
 from rag.document_context import (
@@ -124,12 +125,15 @@ def context_retrieve(
     exclude_message_ids=(),
     before_sequence: int | None = None,
     document_ids=None,
+    branch_of=None,
 ) -> RetrievedContext:
     """Recent and semantically close messages for `query`, deduplicated and ranked, and
     the closest chunks of the caller's readable documents (only of `document_ids` when
-    given: the caller checked they are readable). `before_sequence` limits this
-    conversation's messages to those before a given one (asking again for an earlier
-    message sees the conversation as it was then)."""
+    given: the caller checked they are readable). This conversation's messages are those of
+    its active branch, or with `branch_of` (the id of the message being answered) that
+    message's own history: the path from the root to it. Messages on other branches are
+    never context. `before_sequence` limits them to those before a given one (asking again
+    for an earlier message sees the conversation as it was then)."""
     if not is_visible(conversation, user=user, organization=organization):
         raise Conversation.DoesNotExist("Conversation not visible to this caller")
     excluded = sorted(str(i) for i in exclude_message_ids)
@@ -142,7 +146,10 @@ def context_retrieve(
         settings.RAG_RECENT_MESSAGES, settings.RAG_SEMANTIC_MESSAGES, settings.RAG_DOCUMENT_CHUNKS,
         semantic.model_key(),
     ]
-    key = hashlib.sha256(json.dumps([query, excluded, before_sequence, retrieval, documents]).encode()).hexdigest()
+    branch = str(branch_of) if branch_of else None
+    key = hashlib.sha256(
+        json.dumps([query, excluded, before_sequence, branch, retrieval, documents]).encode()
+    ).hexdigest()
 
     cached = (
         scoped(ContextCache, user=user, organization=organization)
@@ -154,7 +161,9 @@ def context_retrieve(
         entries, from_cache = cached, True
     else:
         embedded = semantic.embed_query(query)
-        entries = _rank(user, organization, conversation, query, set(excluded), before_sequence, embedded)
+        entries = _rank(
+            user, organization, conversation, query, set(excluded), before_sequence, branch_of, embedded
+        )
         if embedded is not None and has_documents(documents_state):
             entries += chunk_entries(
                 user=user, organization=organization, query=query, query_vector=embedded.vector,
@@ -173,12 +182,18 @@ def context_retrieve(
     )
 
 
-def _rank(user, organization, conversation, query, excluded: set[str], before_sequence, embedded) -> list[dict]:
+def _rank(
+    user, organization, conversation, query, excluded: set[str], before_sequence, branch_of, embedded
+) -> list[dict]:
     own = scoped(Message, user=user, organization=organization).filter(conversation=conversation)
+    own = own.filter(id__in=message_history(branch_of)) if branch_of else own.filter(on_active_branch=True)
     if before_sequence is not None:
-        # Usually just the message being answered; more when asking again for an older one.
-        excluded = excluded | {str(i) for i in own.filter(sequence__gte=before_sequence).values_list("id", flat=True)}
-    recent = own.exclude(id__in=excluded).order_by("-sequence").values_list("id", flat=True)
+        own = own.filter(sequence__lt=before_sequence)
+    # The branch's ids (newest first): its recent messages, and the only ones of this
+    # conversation that semantic hits may bring in.
+    branch = [str(i) for i in own.order_by("-sequence").values_list("id", flat=True)]
+    on_branch = set(branch)
+    recent = [message_id for message_id in branch if message_id not in excluded]
     candidates: dict[str, dict] = {}
     for rank, message_id in enumerate(recent[: settings.RAG_RECENT_MESSAGES]):
         score = max(RECENCY_FLOOR, 1.0 - RECENCY_STEP * rank)
@@ -194,6 +209,8 @@ def _rank(user, organization, conversation, query, excluded: set[str], before_se
         embedded=embedded,
     ):
         message_id = str(hit.message_id)
+        if (message_id not in on_branch) if hit.conversation_id == conversation.id else not hit.on_active_branch:
+            continue
         weight = 1.0 if hit.conversation_id == conversation.id else OTHER_CONVERSATION_WEIGHT
         score = hit.similarity * weight
         entry = candidates.get(message_id)

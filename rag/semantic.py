@@ -22,6 +22,7 @@ class SimilarMessage:
     message_id: uuid.UUID
     conversation_id: uuid.UUID
     similarity: float
+    on_active_branch: bool = True
 
 
 def model_key() -> str:
@@ -77,6 +78,11 @@ def similar_messages(
         if hit.conversation_id != conversation.id
     ][: limit // 2]
     return [
-        SimilarMessage(message_id=hit.message_id, conversation_id=hit.conversation_id, similarity=hit.similarity)
+        SimilarMessage(
+            message_id=hit.message_id,
+            conversation_id=hit.conversation_id,
+            similarity=hit.similarity,
+            on_active_branch=hit.on_active_branch,
+        )
         for hit in [*own, *others]
     ]

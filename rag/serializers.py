@@ -57,6 +57,29 @@ class ReplyInputSerializer(StrictSerializer):
         return attrs
 
 
+class EditInputSerializer(StrictSerializer):
+    """A new version of a user message, answered at once with `reply: true`."""
+
+    content = MessageContentField()
+    reply = serializers.BooleanField(
+        required=False, default=False, help_text="Also generate the assistant's answer (as POST …/reply does)."
+    )
+    stream = serializers.BooleanField(
+        required=False, default=False, help_text="With reply: answer with server-sent events."
+    )
+
+    def validate(self, attrs):
+        if attrs["stream"] and not attrs["reply"]:
+            raise serializers.ValidationError({"stream": ["Only an edit with reply: true can stream."]})
+        return attrs
+
+
+class RegenerateInputSerializer(StrictSerializer):
+    stream = serializers.BooleanField(
+        required=False, default=False, help_text="Answer with server-sent events (text/event-stream)."
+    )
+
+
 class ContextItemSerializer(serializers.Serializer):
     """A numbered source of the reply — an earlier message or a passage of a document — with
     its relevance. The model was asked to cite it as [number]."""

@@ -22,6 +22,13 @@ The hook points (each registered exactly once per receiver):
   message_stored(message_id)
       called by conversations once the transaction that stored a message has committed;
       search schedules its embedding (raptorflow.jobs, idempotent).
+  untitled_conversation_answered(conversation_id)
+      called by conversations once the transaction that stored an assistant message in a
+      conversation without a title has committed; rag schedules the job that titles it
+      (rag/titles.py, which writes only while the conversation is still untitled).
+  scrape_time_metrics() -> iterable of prometheus metric families
+      called by /metrics (raptorflow/metrics_view.py) at each scrape; conversations
+      reports its feedback counts, read from the database (one figure for every process).
   member_leaving(organization, user)
       called by accounts in the transaction that removes a membership (the member left or
       was removed), before the row goes; documents deletes the member's private documents
@@ -81,6 +88,8 @@ class HookPoint:
 organization_deleting = HookPoint("organization_deleting")
 organization_creating = HookPoint("organization_creating")
 message_stored = HookPoint("message_stored")
+untitled_conversation_answered = HookPoint("untitled_conversation_answered")
+scrape_time_metrics = HookPoint("scrape_time_metrics")
 token_is_live = HookPoint("token_is_live")
 member_leaving = HookPoint("member_leaving")
 account_deleting = HookPoint("account_deleting")

@@ -332,6 +332,7 @@ RATE_LIMITS = {
     "admin_login_ip": env_str("RATE_LIMIT_ADMIN_LOGIN_IP", "20/min"),
     "admin_login_account": env_str("RATE_LIMIT_ADMIN_LOGIN_ACCOUNT", "10/min"),
     "admin_login_account_total": env_str("RATE_LIMIT_ADMIN_LOGIN_ACCOUNT_TOTAL", "100/hour"),
+    "share_ip": env_str("RATE_LIMIT_SHARE_IP", "120/min"),
 }
 # URL names of the sign-in and token endpoints limited per IP (and, for our own tokens,
 # per account).
@@ -352,6 +353,8 @@ SPECTACULAR_SETTINGS = {
         "InvitationStatusEnum": "accounts.models.InvitationStatus",
         "ConversationStatusEnum": "conversations.models.ConversationStatus",
         "MessageRoleEnum": "conversations.models.MessageRole",
+        "ShareScopeEnum": "conversations.models.ShareScope",
+        "ShareStatusEnum": "conversations.shares.SHARE_STATUSES",
         "ChatProviderEnum": "rag.models.ChatProviderName",
         "ContextSourceEnum": "rag.serializers.CONTEXT_SOURCES",
         "SubscriptionStatusEnum": "billing.models.SubscriptionStatus",
@@ -478,6 +481,11 @@ OPENROUTER_CHAT_MODEL = env_str("OPENROUTER_CHAT_MODEL", "openai/gpt-4o-mini")
 RAG_PROMPT_TOKEN_BUDGET = env_int("RAG_PROMPT_TOKEN_BUDGET", 6000)
 CHAT_MAX_REPLY_TOKENS = env_int("CHAT_MAX_REPLY_TOKENS", 1024)
 RAG_RECENT_MESSAGES = env_int("RAG_RECENT_MESSAGES", 12)
+# Streamed replies (rag/reply_events.py): their events are kept this long after the last one
+# (Redis Streams with REDIS_URL, in process otherwise), for resumes with Last-Event-ID; an
+# idle stream sends a comment at least this often so proxies keep it open.
+REPLY_EVENTS_TTL_SECONDS = env_int("REPLY_EVENTS_TTL_SECONDS", 3600)
+REPLY_KEEPALIVE_SECONDS = env_float("REPLY_KEEPALIVE_SECONDS", 15.0)
 RAG_SEMANTIC_MESSAGES = env_int("RAG_SEMANTIC_MESSAGES", 8)
 # Chunks of the caller's readable documents considered for each reply (ranked with the
 # messages in the one token budget above).

@@ -30,6 +30,7 @@ from accounts.models import Organization, User
 from accounts.views import auth as auth_views
 from billing.views import RazorpayWebhookView
 from conversations.models import Conversation
+from conversations.share_views import SharedConversationView
 from raptorflow.api import TenantAPIView
 from raptorflow.health import HealthView
 from raptorflow.metrics_view import metrics_view
@@ -54,6 +55,10 @@ PUBLIC_VIEWS = {
     auth_views.VerifyTokenView: "access token in the body",
     # Razorpay calls it without a token; the body's HMAC signature authenticates it.
     RazorpayWebhookView: "authenticated by X-Razorpay-Signature",
+    # A share link: its random token is the credential (only its hash is stored); public links
+    # open for anyone while the organization allows them, organization links only for a
+    # signed-in member (an optional bearer token); anything else is the same 404.
+    SharedConversationView: "share link, the token in the path is its credential",
     # The OpenAPI description and its two viewers are public documentation, no data.
     SpectacularAPIView: "OpenAPI schema",
     SpectacularSwaggerSplitView: "Swagger UI (its init script a separate file, for the CSP)",
@@ -313,6 +318,8 @@ def _views_modules() -> list[str]:
         if (ROOT / app / "views.py").exists():
             names.append(f"{app}.views")
         names += sorted(f"{app}.views.{p.stem}" for p in (ROOT / app / "views").glob("*.py") if p.stem != "__init__")
+        # Views of one feature kept beside views.py (conversations/share_views.py).
+        names += sorted(f"{app}.{p.stem}" for p in (ROOT / app).glob("*_views.py"))
     return names
 
 
@@ -359,7 +366,14 @@ def views_manager_violations(module) -> list[str]:
 
 
 def test_the_views_modules_are_found():
-    assert {"conversations.views", "accounts.views.organizations", "rag.views", "billing.views"} <= set(VIEWS_MODULES)
+    assert {
+        "conversations.views",
+        "conversations.share_views",
+        "conversations.feedback_views",
+        "accounts.views.organizations",
+        "rag.views",
+        "billing.views",
+    } <= set(VIEWS_MODULES)
 
 
 @pytest.mark.parametrize("module_name", VIEWS_MODULES)

@@ -7,8 +7,10 @@ from rest_framework import serializers
 
 from billing.services import cancel_for_organization_deletion
 from conversations.export import ExportSection, export_sections
+from conversations.feedback import feedback_metric_families
 from conversations.services import conversation_create
 from documents import services as documents_services
+from rag.titles import schedule_title
 from raptorflow import audit, hooks, jobs
 from raptorflow.errors import exception_handler
 from raptorflow.models import AuditLog
@@ -31,6 +33,8 @@ def test_billing_search_and_documents_fill_in_the_core_hook_points():
     assert hooks.account_deleting.receivers == (documents_services.unscoped_delete_private_documents_of_account,)
     assert hooks.embeddings_backfill.receivers == (documents_services.unscoped_backfill_chunks,)
     assert hooks.embeddings_dropping.receivers == (documents_services.unscoped_drop_chunk_vectors_of_other_models,)
+    assert hooks.untitled_conversation_answered.receivers == (schedule_title,)
+    assert hooks.scrape_time_metrics.receivers == (feedback_metric_families,)
 
 
 def test_registering_a_receiver_twice_keeps_one():

@@ -35,6 +35,10 @@ class ApiData:
     domain_claim_id: str
     organization_id: str
     document_id: str
+    # A user message of the conversation (edit, regenerate and activate name one) and a
+    # reply id that names no reply (its events and cancel answer 404 past validation).
+    message_id: str = ""
+    reply_id: str = ""
 
 
 @pytest.fixture
@@ -115,4 +119,6 @@ def _api_data(owner, org, teammate, *, embedded: bool) -> ApiData:
         domain_claim_id=str(claim.id),
         organization_id=str(org.id),
         document_id=str(document.id),
+        message_id=str(messages[0].id),
+        reply_id=str(uuid.uuid4()),
     )

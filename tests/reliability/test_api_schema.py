@@ -53,6 +53,10 @@ PATH_IDS = {
     "/api/documents/{id}/file": "document_id",
     "/api/documents/{id}/chunks": "document_id",
     "/api/documents/{id}/reprocess": "document_id",
+    "/api/conversations/{id}/shares": "conversation_id",
+    # Paths naming two ids: the attribute of each.
+    "/api/conversations/{id}/messages/{message_id}/feedback": {"id": "conversation_id", "message_id": "message_ids"},
+    "/api/conversations/{id}/shares/{share_id}": {"id": "conversation_id"},
 }
 BODY_IDS = {
     "conversation_id": "conversation_id",
@@ -83,11 +87,14 @@ class OwnerToken:
 
 @schema.hook
 def map_path_parameters(context, path_parameters):
-    attribute = PATH_IDS.get(context.operation.path)
-    if attribute and KNOWN:
+    mapping = PATH_IDS.get(context.operation.path)
+    if mapping and KNOWN:
         for name, value in path_parameters.items():
-            if _swap(value):
-                path_parameters[name] = getattr(KNOWN["data"], attribute)
+            attribute = mapping.get(name) if isinstance(mapping, dict) else mapping
+            if attribute and _swap(value):
+                known = getattr(KNOWN["data"], attribute)
+                # message_ids: the conversation's first reply (user, assistant, user).
+                path_parameters[name] = known[1] if isinstance(known, list) else known
     return path_parameters
 
 

@@ -333,7 +333,10 @@ def test_unknown_query_parameter_is_a_400_naming_it(client, api_data, operation)
     assert error["fields"]["conversation_idd"] == ["Unknown query parameter."]
 
 
-_ID_ATTRIBUTES = ["conversation_id", "embedding_id", "teammate_id", "invitation_id", "domain_claim_id", "document_id"]
+_ID_ATTRIBUTES = [
+    "conversation_id", "embedding_id", "teammate_id", "invitation_id", "domain_claim_id", "document_id",
+    "message_id", "reply_id",
+]
 
 
 @pytest.mark.parametrize("operation", CHECKED_OPERATIONS, ids=str)
