@@ -1,7 +1,7 @@
 """Endpoints of the rag app: organization provider keys and the reply endpoint."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -12,6 +12,7 @@ from conversations.serializers import IDEMPOTENCY_KEY_HEADER, idempotency_key_fr
 from rag import chat_providers, replies, selectors, services, streaming
 from rag.models import ChatProviderName, ProviderKey
 from rag.serializers import (
+    REPLY_EVENT_SERIALIZERS,
     ProviderKeyInputSerializer,
     ProviderKeySerializer,
     ReplyInputSerializer,
@@ -119,7 +120,13 @@ class ReplyView(TenantAPIView):
             (201, "application/json"): ReplySerializer,
             (200, "application/json"): ReplySerializer,
             (200, "text/event-stream"): OpenApiResponse(
-                response=OpenApiTypes.STR, description="Server-sent events: context, delta…, done | error."
+                response=PolymorphicProxySerializer(
+                    component_name="ReplyEvent",
+                    serializers=REPLY_EVENT_SERIALIZERS,
+                    resource_type_field_name=None,
+                ),
+                description="Server-sent events, each `event: <event>` and `data: <data as JSON>` "
+                "(and `id: <id>` on a resumable stream): context, delta…, then done or error.",
             ),
             **error_responses(402, 409, 502, 503),
         },

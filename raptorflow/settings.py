@@ -352,6 +352,12 @@ SPECTACULAR_SETTINGS = {
         "ChatProviderEnum": "rag.models.ChatProviderName",
         "ContextSourceEnum": "rag.serializers.CONTEXT_SOURCES",
         "SubscriptionStatusEnum": "billing.models.SubscriptionStatus",
+        "PaidPlanEnum": "billing.serializers.PAID_PLAN_CODES",
+        # The one-value `event` of each streamed-reply event (rag.serializers.ReplyEvent).
+        "ReplyContextEventName": ["context"],
+        "ReplyDeltaEventName": ["delta"],
+        "ReplyDoneEventName": ["done"],
+        "ReplyErrorEventName": ["error"],
     },
 }
 
