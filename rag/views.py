@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import ManagersOnlyToRead
 from conversations.models import Conversation
-from conversations.serializers import IDEMPOTENCY_KEY_HEADER, idempotency_key_from
+from conversations.serializers import IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_SCHEMA, idempotency_key_from
 from rag import chat_providers, replies, selectors, services, streaming
 from rag.models import ChatProviderName, ProviderKey
 from rag.serializers import (
@@ -110,7 +110,7 @@ class ReplyView(TenantAPIView):
         parameters=[
             OpenApiParameter(
                 IDEMPOTENCY_KEY_HEADER,
-                OpenApiTypes.STR,
+                IDEMPOTENCY_KEY_SCHEMA,
                 OpenApiParameter.HEADER,
                 description="Up to 255 characters. A retry with the same key and body returns the first "
                 "reply and creates nothing new; another body under the same key is a 409.",

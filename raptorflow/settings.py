@@ -341,6 +341,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # A PATCH body is validated as its serializer declares it (raptorflow.api.validated never
+    # validates partially): a field a PATCH may leave out says required=False itself, and the
+    # schema must not make every field optional as it would for DRF's partial updates.
+    "COMPONENT_SPLIT_PATCH": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

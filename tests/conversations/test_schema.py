@@ -22,7 +22,7 @@ OWN_COMPONENTS = [
     "Usage",
     "JsonValue",
     "ConversationCreateInputRequest",
-    "PatchedConversationUpdateInputRequest",
+    "ConversationUpdateInputRequest",
     "MessageCreateInputRequest",
 ]
 

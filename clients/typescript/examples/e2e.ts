@@ -20,7 +20,17 @@ import {
 const baseUrl = required("RAPTORFLOW_URL");
 const tokens = memoryTokenStore({ access: required("RAPTORFLOW_ACCESS"), refresh: required("RAPTORFLOW_REFRESH") });
 let signedOut = false;
-const rf = createRaptorFlowClient({ baseUrl, tokens, onSignOut: () => void (signedOut = true) });
+let refreshes = 0;
+const rf = createRaptorFlowClient({
+  baseUrl,
+  tokens,
+  onSignOut: () => void (signedOut = true),
+  // The global fetch, counting refreshes to show that concurrent 401s share one.
+  fetch: (request) => {
+    if (new URL(request.url).pathname === "/api/auth/refresh") refreshes += 1;
+    return fetch(request);
+  },
+});
 const { api } = rf;
 
 async function main(): Promise<void> {
@@ -147,13 +157,15 @@ async function main(): Promise<void> {
   const wait = Math.max(0, expiresAt * 1000 - Date.now() + 1500);
   step(`waiting ${Math.round(wait / 1000)} s for the access token to expire`);
   await new Promise((resolve) => setTimeout(resolve, wait));
+  const refreshesBefore = refreshes;
   const [first, second] = await Promise.all([unwrap(api.GET("/api/auth/me")), unwrap(api.GET("/api/conversations"))]);
   assert.equal(first.user.id, me.user.id);
   assert.ok(second.results.length >= created.length);
   const after = await tokens.get();
   assert.ok(after && after.access !== before.access && after.refresh !== before.refresh, "tokens were rotated");
   assert.equal(signedOut, false);
-  step("the expired access token was refreshed once and the calls answered");
+  assert.equal(refreshes - refreshesBefore, 1, "two concurrent calls shared one refresh");
+  step("the expired access token was refreshed once for two concurrent calls, which both answered");
 
   // A refresh token that no longer works ends the session cleanly.
   await tokens.set({ access: before.access, refresh: before.refresh });

@@ -42,6 +42,7 @@ echo "e2e: build and type-check the package and its example"
 npm run build
 npm run typecheck
 npm run build:examples
+node --test build/test/
 
 echo "e2e: npm pack, then a scratch project type-checks a use of the tarball"
 TARBALL="$(npm pack --silent --pack-destination "$SCRATCH" | tail -1)"

@@ -18,7 +18,7 @@ export interface RaptorFlowClientOptions {
   /** Called after the session ended because its refresh token no longer works. */
   onSignOut?: () => void | Promise<void>;
   /** A fetch to use instead of the global one (Next.js's extended fetch, a test double). */
-  fetch?: typeof globalThis.fetch;
+  fetch?: (request: Request) => Promise<Response>;
   /** How many times a cut reply stream is resumed (default 3). */
   maxStreamResumes?: number;
 }

@@ -940,6 +940,15 @@ export interface components {
          * @enum {string}
          */
         ConversationStatusEnum: "active" | "archived";
+        /** @description Only title, status and metadata can change; any other field is a 400. */
+        ConversationUpdateInputRequest: {
+            title?: string;
+            status?: components["schemas"]["ConversationStatusEnum"];
+            /** @description Replaces the whole metadata object. */
+            metadata?: {
+                [key: string]: components["schemas"]["JsonValue"];
+            };
+        };
         Counter: {
             used: number;
             limit: number;
@@ -1219,6 +1228,13 @@ export interface components {
             joined_at: string;
         };
         /**
+         * @description Input serializer that rejects unknown and read-only fields instead of ignoring them,
+         *     so a client never believes it changed something it did not.
+         */
+        MemberRoleInputRequest: {
+            role: components["schemas"]["MembershipRoleEnum"];
+        };
+        /**
          * @description * `owner` - Owner
          *     * `admin` - Admin
          *     * `member` - Member
@@ -1315,6 +1331,17 @@ export interface components {
          */
         OrganizationCreateInputRequest: {
             name: string;
+        };
+        /**
+         * @description Input serializer that rejects unknown and read-only fields instead of ignoring them,
+         *     so a client never believes it changed something it did not.
+         */
+        OrganizationUpdateInputRequest: {
+            name?: string;
+            /** @description Replaces the whole settings object (at most 16 KB). */
+            settings?: {
+                [key: string]: components["schemas"]["JsonValue"];
+            };
         };
         PaginatedConversationList: {
             /**
@@ -1422,33 +1449,6 @@ export interface components {
         };
         /** @enum {string} */
         PaidPlanEnum: "pro" | "team";
-        /** @description Only title, status and metadata can change; any other field is a 400. */
-        PatchedConversationUpdateInputRequest: {
-            title?: string;
-            status?: components["schemas"]["ConversationStatusEnum"];
-            /** @description Replaces the whole metadata object. */
-            metadata?: {
-                [key: string]: components["schemas"]["JsonValue"];
-            };
-        };
-        /**
-         * @description Input serializer that rejects unknown and read-only fields instead of ignoring them,
-         *     so a client never believes it changed something it did not.
-         */
-        PatchedMemberRoleInputRequest: {
-            role?: components["schemas"]["MembershipRoleEnum"];
-        };
-        /**
-         * @description Input serializer that rejects unknown and read-only fields instead of ignoring them,
-         *     so a client never believes it changed something it did not.
-         */
-        PatchedOrganizationUpdateInputRequest: {
-            name?: string;
-            /** @description Replaces the whole settings object (at most 16 KB). */
-            settings?: {
-                [key: string]: components["schemas"]["JsonValue"];
-            };
-        };
         Plan: {
             readonly code: string;
             readonly name: string;
@@ -3157,7 +3157,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["PatchedConversationUpdateInputRequest"];
+                "application/json": components["schemas"]["ConversationUpdateInputRequest"];
             };
         };
         responses: {
@@ -3956,7 +3956,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["PatchedOrganizationUpdateInputRequest"];
+                "application/json": components["schemas"]["OrganizationUpdateInputRequest"];
             };
         };
         responses: {
@@ -4598,9 +4598,9 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
-                "application/json": components["schemas"]["PatchedMemberRoleInputRequest"];
+                "application/json": components["schemas"]["MemberRoleInputRequest"];
             };
         };
         responses: {
