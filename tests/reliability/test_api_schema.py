@@ -146,7 +146,6 @@ SERVER_ONLY_KNOWLEDGE = {
     "POST /api/conversations/{id}/reply": "exactly one of content and message_id",
     "POST /api/search/batch-embed": "exactly one of message_ids and conversation_id",
     # Not yet stated in the schema (found by this check; the schema should say them):
-    "GET /api/conversations": "agent_type is one of settings.AGENT_TYPES",
     "PUT /api/organizations/current/provider-keys/{provider}": "an API key holds no whitespace",
 }
 

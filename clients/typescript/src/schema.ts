@@ -2911,7 +2911,7 @@ export interface operations {
     conversations_list: {
         parameters: {
             query?: {
-                agent_type?: string;
+                agent_type?: "analytics" | "content" | "general" | "research" | "strategy";
                 /** @description The pagination cursor value. */
                 cursor?: string;
                 /** @description Number of results to return per page. */
