@@ -11,6 +11,7 @@ from datetime import timedelta
 import django_filters
 from django.conf import settings
 from django.db.models import Case, DateTimeField, ExpressionWrapper, F, Value, When
+from drf_spectacular.utils import extend_schema_field
 
 from conversations.models import TAG_MAX_CHARS, Conversation, ConversationStatus
 from conversations.tags import normalize_tag, tag_problem
@@ -34,9 +35,16 @@ class TagFilter(django_filters.CharFilter):
         return queryset.filter(tags__contains=[normalize_tag(value)]) if value else queryset
 
 
+# The choices are read when the filter runs (settings may change them); the schema lists the
+# agent types of the settings it is generated with, as AgentTypeEnum does for the bodies.
+@extend_schema_field({"type": "string", "enum": list(settings.AGENT_TYPES)})
+class AgentTypeFilter(django_filters.ChoiceFilter):
+    pass
+
+
 class ConversationFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=ConversationStatus.choices)
-    agent_type = django_filters.ChoiceFilter(choices=_agent_type_choices)
+    agent_type = AgentTypeFilter(choices=_agent_type_choices)
     pinned = django_filters.ChoiceFilter(
         choices=BOOLEAN_CHOICES,
         method="filter_pinned",

@@ -29,6 +29,8 @@ from raptorflow.json_fields import MetadataField
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX_CHARS = 255
+# The header's schema: what idempotency_key_from accepts (not blank, at most the column).
+IDEMPOTENCY_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_CHARS, "pattern": r"\S"}
 TITLE_QUERY_MAX_CHARS = 200
 
 

@@ -2,7 +2,6 @@
 service or selector, serialize. Scoping comes from TenantAPIView: a conversation that is
 not the caller's own is a 404 for every verb."""
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -12,6 +11,7 @@ from conversations.filters import ConversationFilter
 from conversations.models import Conversation, Message
 from conversations.serializers import (
     IDEMPOTENCY_KEY_HEADER,
+    IDEMPOTENCY_KEY_SCHEMA,
     ActiveBranchSerializer,
     ConversationCreateInputSerializer,
     ConversationSerializer,
@@ -126,7 +126,7 @@ class MessageListCreateView(ConversationMessagesMixin, TenantAPIView):
         parameters=[
             OpenApiParameter(
                 IDEMPOTENCY_KEY_HEADER,
-                OpenApiTypes.STR,
+                IDEMPOTENCY_KEY_SCHEMA,
                 OpenApiParameter.HEADER,
                 description="Up to 255 characters. A retry with the same key returns the first message (200) "
                 "and stores nothing new.",

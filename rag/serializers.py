@@ -120,3 +120,66 @@ def reply_body(*, user_message, message, context) -> dict:
             "usage": message.generation["usage"],
         }
     ).data
+
+
+# --- the events of a streamed reply (rag/streaming.py) ----------------------------------
+# Documented for generated clients only: rag/streaming.py writes the same fields. Each
+# event's `event` is a one-value enum so that a client can narrow the union by it.
+REPLY_EVENT_ID_HELP = (
+    "The event's id on a resumable stream: send the last one back as `Last-Event-ID` to resume. "
+    "Absent where the server does not number its events."
+)
+
+
+class ReplyContextEventDataSerializer(serializers.Serializer):
+    user_message = MessageSerializer(help_text="The stored user message.")
+    context = ContextItemSerializer(many=True)
+
+
+class ReplyDeltaEventDataSerializer(serializers.Serializer):
+    text = serializers.CharField(help_text="The next piece of the reply, to append.")
+
+
+class ReplyDoneEventDataSerializer(serializers.Serializer):
+    message = MessageSerializer(help_text="The stored assistant message.")
+    usage = ReplyUsageSerializer()
+
+
+class ReplyErrorEventDataSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="e.g. upstream_unavailable, upstream_bad_response, reply_interrupted.")
+    message = serializers.CharField()
+    partial_message = MessageSerializer(
+        allow_null=True, help_text="What arrived before the failure, stored as incomplete; null if nothing did."
+    )
+
+
+class ReplyContextEventSerializer(serializers.Serializer):
+    event = serializers.ChoiceField(choices=["context"])
+    id = serializers.CharField(required=False, help_text=REPLY_EVENT_ID_HELP)
+    data = ReplyContextEventDataSerializer()
+
+
+class ReplyDeltaEventSerializer(serializers.Serializer):
+    event = serializers.ChoiceField(choices=["delta"])
+    id = serializers.CharField(required=False, help_text=REPLY_EVENT_ID_HELP)
+    data = ReplyDeltaEventDataSerializer()
+
+
+class ReplyDoneEventSerializer(serializers.Serializer):
+    event = serializers.ChoiceField(choices=["done"])
+    id = serializers.CharField(required=False, help_text=REPLY_EVENT_ID_HELP)
+    data = ReplyDoneEventDataSerializer()
+
+
+class ReplyErrorEventSerializer(serializers.Serializer):
+    event = serializers.ChoiceField(choices=["error"])
+    id = serializers.CharField(required=False, help_text=REPLY_EVENT_ID_HELP)
+    data = ReplyErrorEventDataSerializer()
+
+
+REPLY_EVENT_SERIALIZERS = [
+    ReplyContextEventSerializer,
+    ReplyDeltaEventSerializer,
+    ReplyDoneEventSerializer,
+    ReplyErrorEventSerializer,
+]

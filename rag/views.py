@@ -13,11 +13,17 @@ from rest_framework.response import Response
 from accounts.permissions import ManagersOnlyToRead
 from conversations import services as conversation_services
 from conversations.models import Conversation, Message
-from conversations.serializers import IDEMPOTENCY_KEY_HEADER, MessageSerializer, idempotency_key_from
+from conversations.serializers import (
+    IDEMPOTENCY_KEY_HEADER,
+    IDEMPOTENCY_KEY_SCHEMA,
+    MessageSerializer,
+    idempotency_key_from,
+)
 from rag import chat_providers, replies, reply_runner, selectors, services, streaming
 from rag.models import ChatProviderName, ProviderKey
 from rag.reply_events import InvalidEventId
 from rag.serializers import (
+    REPLY_EVENT_SERIALIZERS,
     EditInputSerializer,
     ProviderKeyInputSerializer,
     ProviderKeySerializer,
@@ -113,7 +119,7 @@ SSE_DESCRIPTION = (
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     IDEMPOTENCY_KEY_HEADER,
-    OpenApiTypes.STR,
+    IDEMPOTENCY_KEY_SCHEMA,
     OpenApiParameter.HEADER,
     description="Up to 255 characters. A retry with the same key and body returns the first "
     "reply and creates nothing new; another body under the same key is a 409.",
@@ -130,7 +136,13 @@ REPLY_RESPONSES = {
     (201, "application/json"): ReplySerializer,
     (200, "application/json"): ReplySerializer,
     (200, "text/event-stream"): OpenApiResponse(
-        response=OpenApiTypes.STR, description="Server-sent events: context, delta…, done | error."
+        response=PolymorphicProxySerializer(
+            component_name="ReplyEvent",
+            serializers=REPLY_EVENT_SERIALIZERS,
+            resource_type_field_name=None,
+        ),
+        description="Server-sent events, each `event: <event>` and `data: <data as JSON>` "
+        "(and `id: <id>` on a resumable stream): context, delta…, then done or error.",
     ),
 }
 

@@ -345,6 +345,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # A PATCH body is validated as its serializer declares it (raptorflow.api.validated never
+    # validates partially): a field a PATCH may leave out says required=False itself, and the
+    # schema must not make every field optional as it would for DRF's partial updates.
+    "COMPONENT_SPLIT_PATCH": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -362,6 +366,12 @@ SPECTACULAR_SETTINGS = {
         "DocumentStatusEnum": "documents.models.DocumentStatus",
         "DocumentVisibilityEnum": "documents.models.Visibility",
         "SourceKindEnum": "conversations.serializers.SOURCE_KINDS",
+        "PaidPlanEnum": "billing.serializers.PAID_PLAN_CODES",
+        # The one-value `event` of each streamed-reply event (rag.serializers.ReplyEvent).
+        "ReplyContextEventName": ["context"],
+        "ReplyDeltaEventName": ["delta"],
+        "ReplyDoneEventName": ["done"],
+        "ReplyErrorEventName": ["error"],
     },
 }
 

@@ -28,7 +28,7 @@ OWN_COMPONENTS = [
     "Usage",
     "JsonValue",
     "ConversationCreateInputRequest",
-    "PatchedConversationUpdateInputRequest",
+    "ConversationUpdateInputRequest",
     "MessageCreateInputRequest",
     "Feedback",
     "FeedbackInputRequest",
