@@ -38,7 +38,8 @@ from conversations.models import Conversation, GenerationStatus
 from conversations.serializers import MessageSerializer
 from rag import selectors
 from rag.chat_providers import ProviderError, ReplyStream, chat_providers
-from rag.context import AugmentedPrompt, context_messages
+from rag.context import AugmentedPrompt, context_messages, source_entry
+from rag.document_context import context_chunks
 from rag.replies import PreparedReply, reply_store, stream_attach_key
 from rag.reply_events import ReplyOwner, event_log
 from rag.serializers import ContextItemSerializer, ReplyUsageSerializer
@@ -155,10 +156,8 @@ def _job(reply_id: str, prepared: PreparedReply) -> ReplyJob:
         full_prompt=augmented.full_prompt,
         token_count=augmented.token_count,
         token_budget=augmented.token_budget,
-        sources=[
-            {"message_id": str(m.message_id), "score": m.score, "similarity": m.similarity, "source": m.source}
-            for m in augmented.messages
-        ],
+        # Every numbered source, messages and document chunks, as the stored reply keeps them.
+        sources=[source_entry(source) for source in augmented.sources],
         reservation=None
         if reservation is None
         else {
@@ -213,6 +212,7 @@ def _prepared(job: ReplyJob) -> PreparedReply:
         system_prompt=job.system_prompt,
         full_prompt=job.full_prompt,
         messages=tuple(context_messages(user=user, organization=organization, entries=job.sources)),
+        chunks=tuple(context_chunks(user=user, organization=organization, entries=job.sources)),
         token_count=job.token_count,
         token_budget=job.token_budget,
     )
