@@ -10,7 +10,14 @@ from conversations.models import Message
 from rag.pipeline import get_rag_pipeline
 from tests.documents.conftest import LOREM_PAGES
 from tests.documents.files import make_pdf
-from tests.rag.conftest import OPENAI_URL, openai_completion, request_json
+from tests.rag.conftest import (
+    OPENAI_URL,
+    openai_completion,
+    openai_stream_chunks,
+    parse_sse,
+    request_json,
+    sse_response,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -138,3 +145,29 @@ def test_retrieve_context_draws_on_readable_documents(owner, org, conversation_i
     assert augmented.chunks[0].number == 1
     assert "42,000 euros" in augmented.full_prompt
 
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_streamed_reply_cites_the_page_and_its_stored_message_keeps_the_document_source(
+    owner_client, respx_mock, conversation_id, guide
+):
+    """A streamed reply is generated apart from its request (rag/reply_runner.py): the
+    sources it hands over must still carry the document passages and their numbers."""
+    body, _ = sse_response(openai_stream_chunks(["The Aurora budget ", "is 42,000 euros [1]."]))
+    respx_mock.post(OPENAI_URL).mock(return_value=body)
+
+    response = owner_client.post(
+        f"/api/conversations/{conversation_id}/reply", {"content": QUESTION, "stream": True}, format="json"
+    )
+
+    assert response.status_code == 200
+    events = dict(parse_sse(b"".join(response.streaming_content)))
+    top = document_sources(events["context"]["context"])[0]
+    assert (top["document_id"], top["page"]) == (guide, 3)
+    done = events["done"]["message"]
+    assert [s["number"] for s in done["generation"]["sources"]] == [
+        item["number"] for item in events["context"]["context"]
+    ]
+    stored = Message.objects.get(pk=done["id"])
+    kept = [s for s in stored.generation["sources"] if s["kind"] == "document"]
+    assert kept[0]["document_id"] == guide and kept[0]["page"] == 3 and kept[0]["number"] == top["number"]
