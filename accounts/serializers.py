@@ -1,6 +1,6 @@
 """Output (and a few input) serializers of the accounts app."""
 
-from django.core.validators import DomainNameValidator
+from django.core.validators import DomainNameValidator, RegexValidator
 from rest_framework import serializers
 
 from accounts.models import DomainClaim, InvitationStatus, Membership, Organization, Role, User
@@ -153,8 +153,17 @@ class DomainClaimSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# Dot-separated labels of letters, digits and inner hyphens, ending in a letters-only TLD:
+# the ASCII domain names DomainNameValidator accepts, written so that the schema can say it.
+DOMAIN_PATTERN = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\.?$"
+
+
 class DomainClaimInputSerializer(StrictSerializer):
-    domain = serializers.CharField(max_length=253, help_text="A Google Workspace domain, e.g. acme.com.")
+    domain = serializers.CharField(
+        max_length=253,
+        help_text="A Google Workspace domain, e.g. acme.com.",
+        validators=[RegexValidator(DOMAIN_PATTERN, message="Enter a domain name such as acme.com.")],
+    )
 
     def validate_domain(self, value: str) -> str:
         domain = value.strip().lower().rstrip(".")

@@ -29,6 +29,10 @@ class Plan(models.Model):
     message_quota = models.PositiveBigIntegerField(null=True, blank=True)
     reply_token_quota = models.PositiveBigIntegerField(null=True, blank=True)
     embedding_quota = models.PositiveBigIntegerField(null=True, blank=True)
+    # Standing totals (not per period): documents kept and their bytes. Empty follows the
+    # FREE_PLAN_DOCUMENTS / FREE_PLAN_DOCUMENT_BYTES settings.
+    document_quota = models.PositiveIntegerField(null=True, blank=True)
+    document_bytes_quota = models.PositiveBigIntegerField(null=True, blank=True)
     is_active = models.BooleanField(default=True, help_text="Listed and open to new subscriptions.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -61,6 +65,16 @@ class Plan(models.Model):
     @property
     def embeddings_limit(self) -> int:
         return self.embedding_quota if self.embedding_quota is not None else settings.FREE_PLAN_EMBEDDINGS
+
+    @property
+    def documents_limit(self) -> int:
+        return self.document_quota if self.document_quota is not None else settings.FREE_PLAN_DOCUMENTS
+
+    @property
+    def document_bytes_limit(self) -> int:
+        if self.document_bytes_quota is not None:
+            return self.document_bytes_quota
+        return settings.FREE_PLAN_DOCUMENT_BYTES
 
 
 class SubscriptionStatus(models.TextChoices):

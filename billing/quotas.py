@@ -14,6 +14,10 @@
   messages fit, e.g. a reply's question and answer before the question is stored.
 - record_messages(organization, count): counts messages without refusing them (a reply's
   answer, whose room was checked before anything was written).
+- require_document_room(organization, documents=, bytes=, adding_bytes=): refuses an upload
+  past the plan's documents or stored bytes (402 quota_exceeded with `limit`). Those are
+  standing totals the documents app counts itself, under a lock on the organization's row
+  taken in the upload's transaction, so concurrent uploads queue and each sees the others.
 
 Counters live in one billing.Usage row per (organization, period) and only change through
 single UPDATE statements, so concurrent requests never lose or overrun a count.
@@ -240,3 +244,25 @@ def _ensure_row(organization, current: selectors.Entitlement) -> None:
         ],
         ignore_conflicts=True,
     )
+
+
+def require_document_room(organization, *, documents: int, stored_bytes: int, adding_bytes: int) -> None:
+    """Refuses one more document of `adding_bytes` when the organization already keeps
+    `documents` documents of `stored_bytes` in all and the plan allows no more."""
+    current = selectors.entitlement(organization)
+    plan = current.plan
+    if documents + 1 > plan.documents_limit:
+        raise PaymentRequired(
+            f"This organization keeps {documents} documents, the most the {plan.name} plan allows.",
+            limit=plan.documents_limit,
+            resets_at=None,
+            quota="documents",
+        )
+    if stored_bytes + adding_bytes > plan.document_bytes_limit:
+        raise PaymentRequired(
+            f"This file would take the organization's documents past the {plan.document_bytes_limit} bytes "
+            f"the {plan.name} plan allows ({stored_bytes} bytes are stored).",
+            limit=plan.document_bytes_limit,
+            resets_at=None,
+            quota="document_bytes",
+        )

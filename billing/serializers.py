@@ -1,7 +1,9 @@
 """Input and output shapes of the billing endpoints."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing.catalogue import PLANS
 from billing.models import Plan, Subscription, SubscriptionStatus, WebhookOutcome
 from billing.webhooks import DUPLICATE
 from raptorflow.api import StrictSerializer
@@ -56,6 +58,12 @@ class BillingStatusSerializer(serializers.Serializer):
     )
 
 
+# The catalogue's paid plans: what a client can subscribe to (the free plan needs no
+# subscription). A plan added later in the admin is refused by the schema until it is listed here.
+PAID_PLAN_CODES = [plan["code"] for plan in PLANS if plan["price_paise"] > 0]
+
+
+@extend_schema_field({"type": "string", "enum": PAID_PLAN_CODES})
 class PlanCodeField(serializers.SlugRelatedField):
     def to_internal_value(self, data):
         # PostgreSQL text cannot hold NUL: such a code names no plan, and must not reach the query.

@@ -4,8 +4,8 @@ sequence numbers and counters have one writer, conversations.services."""
 from django.contrib import admin
 from django.utils.text import Truncator
 
-from conversations import services
-from conversations.models import Conversation, Message
+from conversations import feedback, services
+from conversations.models import Conversation, Message, RatedMessage
 
 
 class MessageInline(admin.TabularInline):
@@ -106,6 +106,54 @@ class MessageAdmin(admin.ModelAdmin):
         "created_at",
     ]
     fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RatedMessage)
+class FeedbackAdmin(admin.ModelAdmin):
+    """Ratings of replies; the changelist opens with their counts per agent type, provider,
+    model and rating (conversations.feedback.feedback_counts), and its filters count too."""
+
+    change_list_template = "admin/conversations/feedback_change_list.html"
+    list_display = ["feedback_rating", "agent_type", "provider", "model", "comment_preview", "feedback_at"]
+    list_filter = ["feedback_rating", "conversation__agent_type", "organization"]
+    show_facets = admin.ShowFacets.ALWAYS
+    list_select_related = ["conversation"]
+    ordering = ["-feedback_at"]
+    fields = ["id", "conversation", "organization", "owner", "content", "generation", "feedback_rating",
+              "feedback_comment", "feedback_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(feedback_rating__isnull=False)
+
+    @admin.display(description="agent type")
+    def agent_type(self, message):
+        return message.conversation.agent_type
+
+    @admin.display(description="provider")
+    def provider(self, message):
+        return (message.generation or {}).get("provider", "")
+
+    @admin.display(description="model")
+    def model(self, message):
+        return (message.generation or {}).get("model", "")
+
+    @admin.display(description="comment")
+    def comment_preview(self, message):
+        return Truncator(message.feedback_comment).chars(120)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "feedback_counts": feedback.feedback_counts()}
+        return super().changelist_view(request, extra_context=extra_context)
 
     def has_add_permission(self, request):
         return False

@@ -18,6 +18,7 @@ from rest_framework import serializers
 
 from accounts.serializers import OrganizationSerializer, UserSerializer
 from conversations.models import Message
+from conversations.selectors import with_siblings
 from conversations.serializers import ConversationSerializer, MessageSerializer
 from raptorflow.hooks import HookPoint
 
@@ -34,14 +35,17 @@ export_sections = HookPoint("export_sections")
 
 
 def conversations_for_export(conversations: QuerySet) -> QuerySet:
-    """Conversations (already scoped to their owner) with their messages in order."""
+    """Conversations (already scoped to their owner) with their active branch's messages in
+    order (the conversation as its owner sees it)."""
     return conversations.order_by("created_at", "id").prefetch_related(
-        Prefetch("messages", queryset=Message.objects.order_by("sequence"))
+        Prefetch("messages", queryset=with_siblings(Message.objects.filter(on_active_branch=True)).order_by("sequence"))
     )
 
 
 class ExportConversationSerializer(ConversationSerializer):
-    messages = MessageSerializer(many=True, help_text="Every message, oldest first.")
+    messages = MessageSerializer(
+        many=True, help_text="The messages of the active branch, oldest first (other versions are in sibling_ids)."
+    )
 
     class Meta(ConversationSerializer.Meta):
         fields = [*ConversationSerializer.Meta.fields, "messages"]

@@ -2,7 +2,6 @@
 service or selector, serialize. Scoping comes from TenantAPIView: a conversation that is
 not the caller's own is a 404 for every verb."""
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -12,6 +11,8 @@ from conversations.filters import ConversationFilter
 from conversations.models import Conversation, Message
 from conversations.serializers import (
     IDEMPOTENCY_KEY_HEADER,
+    IDEMPOTENCY_KEY_SCHEMA,
+    ActiveBranchSerializer,
     ConversationCreateInputSerializer,
     ConversationSerializer,
     ConversationUpdateInputSerializer,
@@ -30,6 +31,9 @@ RECENT_DEFAULT, RECENT_MAX = 10, 100
 
 # Newest activity first; the id breaks ties between conversations active in the same instant.
 ConversationPagination = paginator_with_ordering("-activity_at", "-id")
+# The list's position is the newest activity, pinned ones moved ahead with ?pinned_first=true
+# (conversations/filters.py annotates it).
+ConversationListPagination = paginator_with_ordering("-list_position", "-id")
 # Oldest first: sequence is unique within the one conversation being listed.
 MessagePagination = paginator_with_ordering("sequence")
 
@@ -38,13 +42,14 @@ class ConversationListCreateView(TenantAPIView):
     model = Conversation
     serializer_class = ConversationSerializer
     filterset_class = ConversationFilter
-    pagination_class = ConversationPagination
+    pagination_class = ConversationListPagination
 
     @extend_schema(
         operation_id="conversations_list",
         responses={200: ConversationSerializer(many=True)},
         tags=TAGS,
-        description="The caller's conversations, newest activity first.",
+        description="The caller's conversations, newest activity first (pinned ones first with "
+        "`pinned_first=true`); filter by status, agent_type, pinned and tag.",
     )
     def get(self, request):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
@@ -76,7 +81,8 @@ class ConversationDetailView(TenantAPIView):
         request=ConversationUpdateInputSerializer,
         responses={200: ConversationSerializer},
         tags=TAGS,
-        description="Changes title, status and/or metadata (replaced whole). Other fields are a 400.",
+        description="Changes title (then title_source is `user`, never overwritten), status, metadata "
+        "(replaced whole), pinned and/or tags (replaced whole). Other fields are a 400.",
     )
     def patch(self, request, id):
         conversation = self.get_object()
@@ -106,7 +112,8 @@ class MessageListCreateView(ConversationMessagesMixin, TenantAPIView):
         operation_id="conversations_messages_list",
         responses={200: MessageSerializer(many=True)},
         tags=TAGS,
-        description="The conversation's messages, oldest first.",
+        description="The conversation's active branch, root → leaf (oldest first), each message with its "
+        "parent and siblings (`sibling_ids`, `sibling_index`, `sibling_count`) to switch between versions.",
     )
     def get(self, request, id):
         messages = selectors.message_list(self.get_queryset(), conversation=self.get_conversation())
@@ -119,7 +126,7 @@ class MessageListCreateView(ConversationMessagesMixin, TenantAPIView):
         parameters=[
             OpenApiParameter(
                 IDEMPOTENCY_KEY_HEADER,
-                OpenApiTypes.STR,
+                IDEMPOTENCY_KEY_SCHEMA,
                 OpenApiParameter.HEADER,
                 description="Up to 255 characters. A retry with the same key returns the first message (200) "
                 "and stores nothing new.",
@@ -127,7 +134,8 @@ class MessageListCreateView(ConversationMessagesMixin, TenantAPIView):
         ],
         responses={201: MessageSerializer, 200: MessageSerializer, **error_responses(402, 409)},
         tags=TAGS,
-        description="Appends a message. 409 when the conversation is archived; 402 past the plan's quota.",
+        description="Appends a message after the active branch's leaf (it becomes the leaf). 409 when the "
+        "conversation is archived; 402 past the plan's quota.",
     )
     def post(self, request, id):
         idempotency_key = idempotency_key_from(request)
@@ -155,12 +163,32 @@ class MessageRecentView(ConversationMessagesMixin, TenantAPIView):
         ],
         responses={200: MessageRecentSerializer},
         tags=TAGS,
-        description="The newest N messages, in chronological order.",
+        description="The newest N messages of the active branch, in chronological order.",
     )
     def get(self, request, id):
         limit = bounded_int_param(request, "limit", default=RECENT_DEFAULT, minimum=1, maximum=RECENT_MAX)
         messages = selectors.message_recent(self.get_queryset(), conversation=self.get_conversation(), limit=limit)
         return Response({"results": MessageSerializer(messages, many=True).data})
+
+
+class MessageActivateView(ConversationMessagesMixin, TenantAPIView):
+    pagination_class = None
+
+    @extend_schema(
+        operation_id="conversations_messages_activate",
+        request=None,
+        responses={200: ActiveBranchSerializer},
+        tags=TAGS,
+        description="Shows the branch through this message: its newest descendant becomes the active leaf. "
+        "Answers with the branch now shown (its newest 100 messages).",
+    )
+    def post(self, request, id, message_id):
+        conversation = self.get_conversation()
+        message = self.get_scoped_or_404(Message, id=message_id, conversation=conversation)
+        conversation = services.message_activate(conversation=conversation, message=message)
+        messages = selectors.message_recent(self.get_queryset(), conversation=conversation, limit=RECENT_MAX)
+        data = {"conversation_id": conversation.id, "active_leaf_id": conversation.active_leaf_id, "results": messages}
+        return Response(ActiveBranchSerializer(data).data)
 
 
 class ConversationTitleSearchView(TenantAPIView):

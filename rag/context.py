@@ -3,7 +3,12 @@
 Every read takes the caller (user, organization) explicitly and goes through
 raptorflow.tenancy.scoped(), the entry point the API views use too, so context can only
 ever come from the caller's own conversations in the caller's own organization — never
-another organization's, never a teammate's.
+another organization's, never a teammate's — and from the documents the caller may read
+(their own, and those shared with the organization: rag.document_context).
+
+Messages and document chunks compete for one token budget, best score first; the chosen
+ones are numbered [1], [2]… in the prompt (documents first, then messages oldest first), the
+system prompt asks the model to cite them so, and the reply lists them with their numbers.
 
 Scores are in [0, 1]: a message's cosine similarity to the query (times
 OTHER_CONVERSATION_WEIGHT when it comes from another of the owner's conversations), and for
@@ -15,14 +20,22 @@ import hashlib
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.conf import settings
 
 from conversations.models import Conversation, Message
+from conversations.selectors import message_history
 from rag import semantic, services
 from rag.chat_providers import ChatMessage
+from rag.document_context import (
+    ContextChunk,
+    chunk_entries,
+    context_chunks,
+    has_documents,
+    readable_documents_state,
+)
 from rag.models import ContextCache
 from rag.prompts import system_prompt
 from rag.tokens import CHARS_PER_TOKEN, estimate_message_tokens, estimate_tokens
@@ -39,8 +52,8 @@ SNIPPET_CHARS = 200
 CONTEXT_MESSAGE_MAX_CHARS = 2000
 
 CONTEXT_HEADER = (
-    "Earlier messages from the user's conversations that may help, oldest first, "
-    "each with its relevance from 0 to 1:"
+    "Numbered sources that may help — passages of the team's documents, then earlier messages from the "
+    "user's conversations, oldest first — each with its relevance from 0 to 1:"
 )
 QUERY_HEADER = "Current message:"
 
@@ -56,6 +69,9 @@ class ContextMessage:
     score: float
     similarity: float | None
     source: str  # "recent", "semantic" or "recent+semantic"
+    number: int = 0  # its [n] in the prompt, once chosen
+
+    kind = "message"
 
     @property
     def snippet(self) -> str:
@@ -70,6 +86,7 @@ class RetrievedContext:
     agent_type: str
     messages: tuple[ContextMessage, ...]  # best first
     from_cache: bool
+    chunks: tuple[ContextChunk, ...] = ()  # best first
 
 
 @dataclass(frozen=True)
@@ -81,10 +98,16 @@ class AugmentedPrompt:
     messages: tuple[ContextMessage, ...]  # the context used, oldest first
     token_count: int  # estimated (rag.tokens), system prompt included
     token_budget: int
+    chunks: tuple[ContextChunk, ...] = ()  # the document passages used, in prompt order
 
     @property
     def scores(self) -> dict[str, float]:
         return {str(m.message_id): m.score for m in self.messages}
+
+    @property
+    def sources(self) -> list:
+        """Every source in the prompt, in the order of their numbers."""
+        return sorted([*self.chunks, *self.messages], key=lambda source: source.number)
 
     def chat_messages(self) -> list[ChatMessage]:
         return [ChatMessage("system", self.system_prompt), ChatMessage("user", self.full_prompt)]
@@ -101,16 +124,32 @@ def context_retrieve(
     query: str,
     exclude_message_ids=(),
     before_sequence: int | None = None,
+    document_ids=None,
+    branch_of=None,
 ) -> RetrievedContext:
-    """Recent and semantically close messages for `query`, deduplicated and ranked.
-    `before_sequence` limits this conversation's messages to those before a given one
-    (asking again for an earlier message sees the conversation as it was then)."""
+    """Recent and semantically close messages for `query`, deduplicated and ranked, and
+    the closest chunks of the caller's readable documents (only of `document_ids` when
+    given: the caller checked they are readable). This conversation's messages are those of
+    its active branch, or with `branch_of` (the id of the message being answered) that
+    message's own history: the path from the root to it. Messages on other branches are
+    never context. `before_sequence` limits them to those before a given one (asking again
+    for an earlier message sees the conversation as it was then)."""
     if not is_visible(conversation, user=user, organization=organization):
         raise Conversation.DoesNotExist("Conversation not visible to this caller")
     excluded = sorted(str(i) for i in exclude_message_ids)
-    state = f"{conversation.message_count}:{conversation.updated_at.isoformat()}"
-    retrieval = [settings.RAG_RECENT_MESSAGES, settings.RAG_SEMANTIC_MESSAGES, semantic.model_key()]
-    key = hashlib.sha256(json.dumps([query, excluded, before_sequence, retrieval]).encode()).hexdigest()
+    documents = None if document_ids is None else sorted(str(i) for i in document_ids)
+    documents_state = readable_documents_state(user=user, organization=organization)
+    # ContextCache.state holds 64 characters: the documents' part as a short digest.
+    documents_digest = hashlib.sha256(documents_state.encode()).hexdigest()[:16]
+    state = f"{conversation.message_count}:{conversation.updated_at.isoformat()}:{documents_digest}"
+    retrieval = [
+        settings.RAG_RECENT_MESSAGES, settings.RAG_SEMANTIC_MESSAGES, settings.RAG_DOCUMENT_CHUNKS,
+        semantic.model_key(),
+    ]
+    branch = str(branch_of) if branch_of else None
+    key = hashlib.sha256(
+        json.dumps([query, excluded, before_sequence, branch, retrieval, documents]).encode()
+    ).hexdigest()
 
     cached = (
         scoped(ContextCache, user=user, organization=organization)
@@ -121,7 +160,15 @@ def context_retrieve(
     if cached is not None:
         entries, from_cache = cached, True
     else:
-        entries = _rank(user, organization, conversation, query, set(excluded), before_sequence)
+        embedded = semantic.embed_query(query)
+        entries = _rank(
+            user, organization, conversation, query, set(excluded), before_sequence, branch_of, embedded
+        )
+        if embedded is not None and has_documents(documents_state):
+            entries += chunk_entries(
+                user=user, organization=organization, query=query, query_vector=embedded.vector,
+                model=embedded.model, document_ids=documents,
+            )
         services.context_cache_store(conversation=conversation, state=state, key=key, entries=entries)
         from_cache = False
 
@@ -131,15 +178,22 @@ def context_retrieve(
         agent_type=conversation.agent_type,
         messages=tuple(context_messages(user=user, organization=organization, entries=entries)),
         from_cache=from_cache,
+        chunks=tuple(context_chunks(user=user, organization=organization, entries=entries)),
     )
 
 
-def _rank(user, organization, conversation, query, excluded: set[str], before_sequence) -> list[dict]:
+def _rank(
+    user, organization, conversation, query, excluded: set[str], before_sequence, branch_of, embedded
+) -> list[dict]:
     own = scoped(Message, user=user, organization=organization).filter(conversation=conversation)
+    own = own.filter(id__in=message_history(branch_of)) if branch_of else own.filter(on_active_branch=True)
     if before_sequence is not None:
-        # Usually just the message being answered; more when asking again for an older one.
-        excluded = excluded | {str(i) for i in own.filter(sequence__gte=before_sequence).values_list("id", flat=True)}
-    recent = own.exclude(id__in=excluded).order_by("-sequence").values_list("id", flat=True)
+        own = own.filter(sequence__lt=before_sequence)
+    # The branch's ids (newest first): its recent messages, and the only ones of this
+    # conversation that semantic hits may bring in.
+    branch = [str(i) for i in own.order_by("-sequence").values_list("id", flat=True)]
+    on_branch = set(branch)
+    recent = [message_id for message_id in branch if message_id not in excluded]
     candidates: dict[str, dict] = {}
     for rank, message_id in enumerate(recent[: settings.RAG_RECENT_MESSAGES]):
         score = max(RECENCY_FLOOR, 1.0 - RECENCY_STEP * rank)
@@ -152,8 +206,11 @@ def _rank(user, organization, conversation, query, excluded: set[str], before_se
         query=query,
         limit=settings.RAG_SEMANTIC_MESSAGES,
         exclude_message_ids=excluded,
+        embedded=embedded,
     ):
         message_id = str(hit.message_id)
+        if (message_id not in on_branch) if hit.conversation_id == conversation.id else not hit.on_active_branch:
+            continue
         weight = 1.0 if hit.conversation_id == conversation.id else OTHER_CONVERSATION_WEIGHT
         score = hit.similarity * weight
         entry = candidates.get(message_id)
@@ -176,7 +233,9 @@ def _entry(message_id, score: float, similarity: float | None, source: str) -> d
 
 def context_messages(*, user, organization, entries: list[dict]) -> list[ContextMessage]:
     """ContextMessages for stored entries ({message_id, score, similarity?, source?}), in
-    their order; messages deleted since, or not the caller's, drop out."""
+    their order; messages deleted since, or not the caller's, drop out. Entries of
+    document chunks are left to context_sources / rag.document_context."""
+    entries = [entry for entry in entries if "message_id" in entry]
     ids = [entry["message_id"] for entry in entries]
     rows = {
         str(m.id): m
@@ -195,10 +254,33 @@ def context_messages(*, user, organization, entries: list[dict]) -> list[Context
             score=entry["score"],
             similarity=entry.get("similarity"),
             source=entry.get("source", ""),
+            number=entry.get("number", 0),
         )
         for entry in entries
         if (row := rows.get(entry["message_id"])) is not None
     ]
+
+
+def context_sources(*, user, organization, entries: list[dict]) -> list:
+    """The messages and chunks of stored entries (a reply's `generation.sources`) that the
+    caller can still read, in the order of their numbers."""
+    messages = context_messages(user=user, organization=organization, entries=entries)
+    chunks = context_chunks(user=user, organization=organization, entries=entries)
+    return sorted([*chunks, *messages], key=lambda source: source.number)
+
+
+def source_entry(source) -> dict:
+    """What a reply's `generation.sources` keeps of one numbered source."""
+    if isinstance(source, ContextChunk):
+        return {
+            "number": source.number, "kind": "document", "chunk_id": str(source.chunk_id),
+            "document_id": str(source.document_id), "title": source.title, "page": source.page,
+            "score": source.score, "similarity": source.similarity, "source": "document",
+        }
+    return {
+        "number": source.number, "kind": "message", "message_id": str(source.message_id), "score": source.score,
+        "similarity": source.similarity, "source": source.source,
+    }
 
 
 # --- augmentation ----------------------------------------------------------------------
@@ -212,6 +294,16 @@ def _context_line(message: ContextMessage, conversation_id, max_chars: int) -> s
     return f"[{message.role}{where} · relevance {message.score:.2f}] {content}"
 
 
+def _chunk_line(chunk: ContextChunk, max_chars: int) -> str:
+    text = chunk.text if len(chunk.text) <= max_chars else chunk.text[:max_chars] + " […]"
+    where = f"document \"{chunk.title}\""
+    if chunk.page is not None:
+        where += f", page {chunk.page}"
+    if chunk.heading:
+        where += f", section \"{chunk.heading}\""
+    return f"[{where} · relevance {chunk.score:.2f}] {text}"
+
+
 def _full_prompt(query: str, lines: list[str]) -> str:
     if not lines:
         return query
@@ -221,30 +313,45 @@ def _full_prompt(query: str, lines: list[str]) -> str:
 def prompt_augment(*, query: str, context: RetrievedContext, token_budget: int | None = None) -> AugmentedPrompt:
     """The agent type's system prompt and one user prompt holding the best context that fits
     the budget (RAG_PROMPT_TOKEN_BUDGET; CHAT_MAX_REPLY_TOKENS more are left for the reply)
-    followed by the query. The best-scored messages are chosen first, then shown in order."""
+    followed by the query. The best-scored sources (messages and document passages) are
+    chosen first, then numbered: document passages by score, then messages in order."""
     budget = token_budget or settings.RAG_PROMPT_TOKEN_BUDGET
-    system = system_prompt(context.agent_type)
+    cite = bool(context.messages or context.chunks)
+    system = system_prompt(context.agent_type, cite=cite)
     # Estimating each part separately over-counts (one ceil per part), so the sum is a
     # safe upper bound for the assembled prompt.
     frame = "\n".join([CONTEXT_HEADER, "", QUERY_HEADER, query])
     remaining = budget - estimate_message_tokens(system) - estimate_message_tokens(frame)
-    # A message takes at most a quarter of the budget.
+    # A source takes at most a quarter of the budget.
     max_chars = min(CONTEXT_MESSAGE_MAX_CHARS, budget * CHARS_PER_TOKEN // 4)
-    chosen: list[tuple[ContextMessage, str]] = []
-    for message in context.messages:
-        line = _context_line(message, context.conversation_id, max_chars)
-        cost = estimate_tokens(line + "\n")
+    # Messages and document passages compete for the one budget, best score first.
+    candidates = sorted(
+        [*((m, _context_line(m, context.conversation_id, max_chars)) for m in context.messages),
+         *((c, _chunk_line(c, max_chars)) for c in context.chunks)],
+        key=lambda pair: -pair[0].score,
+    )
+    chosen_messages: list[tuple[ContextMessage, str]] = []
+    chosen_chunks: list[tuple[ContextChunk, str]] = []
+    for source, line in candidates:
+        # "[n] " in front of each line: at most 5 characters for a prompt's few sources.
+        cost = estimate_tokens("[nn] " + line + "\n")
         if cost <= remaining:
-            chosen.append((message, line))
+            (chosen_chunks if isinstance(source, ContextChunk) else chosen_messages).append((source, line))
             remaining -= cost
-    chosen.sort(key=lambda pair: (pair[0].created_at, pair[0].sequence))
-    full_prompt = _full_prompt(query, [line for _, line in chosen])
+    chosen_messages.sort(key=lambda pair: (pair[0].created_at, pair[0].sequence))
+    numbered = []
+    for number, (source, line) in enumerate([*chosen_chunks, *chosen_messages], start=1):
+        numbered.append((replace(source, number=number), f"[{number}] {line}"))
+    full_prompt = _full_prompt(query, [line for _, line in numbered])
+    if not numbered:
+        system = system_prompt(context.agent_type)
     return AugmentedPrompt(
         query=query,
         conversation_id=context.conversation_id,
         system_prompt=system,
         full_prompt=full_prompt,
-        messages=tuple(message for message, _ in chosen),
+        messages=tuple(source for source, _ in numbered if isinstance(source, ContextMessage)),
         token_count=estimate_message_tokens(system) + estimate_message_tokens(full_prompt),
         token_budget=budget,
+        chunks=tuple(source for source, _ in numbered if isinstance(source, ContextChunk)),
     )

@@ -33,11 +33,14 @@ from conversations.services import (
     conversation_add_usage,
     idempotent_replay,
     message_create,
+    message_edit,
     request_fingerprint,
+    require_user_message,
 )
 from rag import selectors
 from rag.chat_providers import ChatProvider, chat_providers
-from rag.context import AugmentedPrompt, ContextMessage, context_messages, context_retrieve, prompt_augment
+from rag.context import AugmentedPrompt, context_retrieve, context_sources, prompt_augment, source_entry
+from rag.document_context import readable_document_ids
 from rag.prompts import system_prompt
 from rag.tokens import estimate_message_tokens, estimate_tokens
 from raptorflow.errors import Conflict, InvalidInput, NotFound
@@ -57,10 +60,46 @@ def reply_idempotency_key(idempotency_key: str) -> str:
     return "reply:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
 
 
-def reply_fingerprint(*, content: str | None, message_id) -> str:
+def reply_fingerprint(*, content: str | None, message_id, kind: str = "reply", document_ids=None) -> str:
     """The request a reply's Idempotency-Key stands for (`stream` is how it is delivered,
-    not what it asks for, so it is left out)."""
-    return request_fingerprint("reply", content=content, message_id=str(message_id) if message_id else None)
+    not what it asks for, so it is left out). `kind` tells a reply, an edit answered at
+    once and a regeneration apart; `document_ids` only when given, so earlier keys keep
+    their fingerprint."""
+    fields = {"content": content, "message_id": str(message_id) if message_id else None}
+    if kind == "edit":
+        # An edit stored without an answer under this key was another request (edit_fingerprint).
+        fields["reply"] = True
+    if document_ids is not None:
+        fields["document_ids"] = sorted(str(i) for i in document_ids)
+    return request_fingerprint(kind, **fields)
+
+
+def edit_fingerprint(*, message_id, content: str, reply: bool) -> str:
+    """The request of POST …/messages/{id}/edit (with or without its answer)."""
+    if reply:
+        return reply_fingerprint(content=content, message_id=message_id, kind="edit")
+    return request_fingerprint("edit", content=content, message_id=str(message_id), reply=False)
+
+
+def regenerate_target(*, user, organization, conversation, message_id) -> Message:
+    """The question that the assistant message `message_id` answered: regenerating it is
+    answering that question again (a sibling answer). 404 for a message not in this
+    conversation (or not the caller's); 400 for one that is not an answer to a question."""
+    answer = (
+        scoped(Message, user=user, organization=organization).filter(conversation=conversation, id=message_id).first()
+    )
+    if answer is None:
+        raise NotFound("No such message in this conversation.")
+    if answer.role != MessageRole.ASSISTANT:
+        raise InvalidInput({"message_id": ["Only an assistant message can be regenerated."]})
+    question = (
+        Message.objects.filter(conversation=conversation, id=answer.parent_id, role=MessageRole.USER).first()
+        if answer.parent_id
+        else None
+    )
+    if question is None:
+        raise InvalidInput({"message_id": ["This message answers no user message: there is nothing to ask again."]})
+    return question
 
 
 @dataclass
@@ -73,7 +112,8 @@ class PreparedReply:
     fingerprint: str = ""
     # Set when this Idempotency-Key already produced a reply: answer with it, call nothing.
     existing_reply: Message | None = None
-    existing_context: list[ContextMessage] = field(default_factory=list)
+    # The sources (messages and document chunks) an existing reply was given.
+    existing_context: list = field(default_factory=list)
     providers: list[ChatProvider] = field(default_factory=list)
     augmented: AugmentedPrompt | None = None
     started: float = field(default_factory=time.monotonic)
@@ -81,9 +121,12 @@ class PreparedReply:
     # (cache key, token) of the Idempotency-Key held while this reply is generated.
     lease: tuple[str, str] | None = None
 
+    document_ids: list | None = None
+
     @property
-    def context(self) -> list[ContextMessage]:
-        return list(self.augmented.messages) if self.augmented else self.existing_context
+    def context(self) -> list:
+        """The numbered sources: messages and document chunks."""
+        return self.augmented.sources if self.augmented else self.existing_context
 
     def release(self) -> None:
         """Gives back what a reply that ends without being stored still holds: its token
@@ -97,15 +140,36 @@ class PreparedReply:
 
 def reply_prepare(
     *, user, organization, conversation: Conversation, content: str | None = None, message_id=None,
-    idempotency_key: str | None = None,
+    idempotency_key: str | None = None, document_ids=None, edit_of: Message | None = None, regenerate_of=None,
 ) -> PreparedReply:
+    """`content`: a new question after the active leaf. `message_id`: answer that user
+    message again (a sibling of its answers when it has some). `edit_of` with `content`: a
+    new version of that user message, then its answer. `regenerate_of`: another answer to
+    the question the assistant message `regenerate_of` answered. The answer is stored under
+    its question and becomes the active leaf. `document_ids` restricts the documents drawn
+    on (each must be readable: else 404)."""
+    if document_ids is not None:
+        document_ids = readable_document_ids(user=user, organization=organization, document_ids=document_ids)
+    if regenerate_of is not None:
+        message_id = regenerate_target(
+            user=user, organization=organization, conversation=conversation, message_id=regenerate_of
+        ).id
+        fingerprint = reply_fingerprint(
+            content=None, message_id=regenerate_of, kind="regenerate", document_ids=document_ids
+        )
+    elif edit_of is not None:
+        require_user_message(edit_of)
+        fingerprint = reply_fingerprint(content=content, message_id=edit_of.id, kind="edit", document_ids=document_ids)
+    else:
+        fingerprint = reply_fingerprint(content=content, message_id=message_id, document_ids=document_ids)
     prepared = PreparedReply(
         conversation=conversation,
         user=user,
         organization=organization,
         user_message=None,
         idempotency_key=idempotency_key,
-        fingerprint=reply_fingerprint(content=content, message_id=message_id),
+        fingerprint=fingerprint,
+        document_ids=document_ids,
     )
     if idempotency_key is not None:
         replayed = _replay(prepared)
@@ -115,14 +179,14 @@ def reply_prepare(
         if replayed is not None:
             return replayed
     try:
-        _start(prepared, content=content, message_id=message_id)
+        _start(prepared, content=content, message_id=message_id, edit_of=edit_of)
     except BaseException:
         prepared.release()
         raise
     return prepared
 
 
-def _start(prepared: PreparedReply, *, content: str | None, message_id) -> None:
+def _start(prepared: PreparedReply, *, content: str | None, message_id, edit_of: Message | None = None) -> None:
     user, organization, conversation = prepared.user, prepared.organization, prepared.conversation
     if conversation.status == ConversationStatus.ARCHIVED:
         raise Conflict(ARCHIVED_MESSAGE, code="conversation_archived")
@@ -146,7 +210,15 @@ def _start(prepared: PreparedReply, *, content: str | None, message_id) -> None:
     query = user_message.content if user_message is not None else content
     prompt_tokens = estimate_message_tokens(system_prompt(conversation.agent_type)) + estimate_message_tokens(query)
     with transaction.atomic():
-        if user_message is None:
+        if user_message is None and edit_of is not None:
+            user_message, _ = message_edit(
+                conversation=conversation,
+                message=edit_of,
+                content=content,
+                idempotency_key=prepared.idempotency_key,
+                fingerprint=prepared.fingerprint,
+            )
+        elif user_message is None:
             user_message, _ = message_create(
                 conversation=conversation,
                 role=MessageRole.USER,
@@ -168,7 +240,9 @@ def _start(prepared: PreparedReply, *, content: str | None, message_id) -> None:
         conversation=conversation,
         query=user_message.content,
         exclude_message_ids=[user_message.id],
-        before_sequence=user_message.sequence,
+        # The question's own history, whichever branch was shown when it was asked.
+        branch_of=user_message.id,
+        document_ids=prepared.document_ids,
     )
     prepared.augmented = prompt_augment(query=user_message.content, context=context)
     # The context made the prompt longer than first counted: hold that too.
@@ -195,10 +269,39 @@ def _replay(prepared: PreparedReply) -> PreparedReply | None:
         return None
     prepared.user_message = user_message
     prepared.existing_reply = reply
-    prepared.existing_context = context_messages(
+    prepared.existing_context = context_sources(
         user=prepared.user, organization=prepared.organization, entries=reply.generation.get("sources", [])
     )
     return prepared
+
+
+def _key_hash(conversation_id, idempotency_key: str) -> str:
+    return hashlib.sha256(f"{conversation_id}:{idempotency_key}".encode()).hexdigest()
+
+
+def stream_attach_key(conversation_id, idempotency_key: str) -> str:
+    """Cache key of the streamed reply generating under this Idempotency-Key (rag.reply_runner)."""
+    return "reply-stream:" + _key_hash(conversation_id, idempotency_key)
+
+
+def stream_in_progress(*, conversation: Conversation, idempotency_key: str, fingerprint: str) -> str | None:
+    """The id of the streamed reply this Idempotency-Key started and that is still being
+    generated, for a retry to attach to; None when there is none. Another request under the
+    key is a 409 idempotency_key_reused."""
+    entry = cache.get(stream_attach_key(conversation.pk, idempotency_key))
+    if not entry:
+        return None
+    if entry["fingerprint"] != fingerprint:
+        raise Conflict(KEY_REUSED_MESSAGE, code="idempotency_key_reused")
+    return entry["reply_id"]
+
+
+class ReplyInProgress(Conflict):
+    """409 in_progress: the Idempotency-Key's first request is still being answered."""
+
+    def __init__(self, prepared: "PreparedReply"):
+        super().__init__(IN_PROGRESS_MESSAGE, code="in_progress")
+        self.prepared = prepared
 
 
 def _take_lease(prepared: PreparedReply) -> PreparedReply | None:
@@ -206,15 +309,13 @@ def _take_lease(prepared: PreparedReply) -> PreparedReply | None:
     retries call no provider: they get the finished reply, or 409 in_progress until it is
     stored. cache.add is atomic (Redis SET NX; the database cache's INSERT on its primary
     key), shared by every instance."""
-    key = "reply-in-progress:" + hashlib.sha256(
-        f"{prepared.conversation.pk}:{prepared.idempotency_key}".encode()
-    ).hexdigest()
+    key = "reply-in-progress:" + _key_hash(prepared.conversation.pk, prepared.idempotency_key)
     token = uuid.uuid4().hex
     if not cache.add(key, token, IN_PROGRESS_LEASE_SECONDS):
         replayed = _replay(prepared)
         if replayed is not None:
             return replayed
-        raise Conflict(IN_PROGRESS_MESSAGE, code="in_progress")
+        raise ReplyInProgress(prepared)
     prepared.lease = (key, token)
     # The first request may have stored its reply and let go of the key just before.
     try:
@@ -282,10 +383,7 @@ def reply_store(
         "model": model,
         "usage": usage,
         "response_time_ms": response_time_ms,
-        "sources": [
-            {"message_id": str(m.message_id), "score": m.score, "similarity": m.similarity, "source": m.source}
-            for m in prepared.augmented.messages
-        ],
+        "sources": [source_entry(source) for source in prepared.augmented.sources],
         "status": str(status),
     }
     if status != GenerationStatus.COMPLETE:
@@ -307,6 +405,8 @@ def reply_store(
             # Room for the answer was checked before the question was stored: a reply the
             # provider already produced is never refused.
             enforce_quota=False,
+            # Under its question (a sibling of earlier answers to it), as the active leaf.
+            parent_id=prepared.user_message.id,
         )
         if created:
             conversation_add_usage(

@@ -22,6 +22,7 @@ class SimilarMessage:
     message_id: uuid.UUID
     conversation_id: uuid.UUID
     similarity: float
+    on_active_branch: bool = True
 
 
 def model_key() -> str:
@@ -30,25 +31,43 @@ def model_key() -> str:
     return f"{spec.provider}:{spec.model}:{spec.dimensions}"
 
 
+@dataclass(frozen=True)
+class EmbeddedQuery:
+    vector: list[float]
+    model: str
+
+
+def embed_query(query: str) -> EmbeddedQuery | None:
+    """The query's vector with the model search serves, embedded once for messages and
+    documents alike; None when the provider is down (retrieval then degrades to recent
+    messages: a reply must not fail because search does)."""
+    if not query.strip():
+        return None
+    try:
+        provider = get_embedding_provider()
+        return EmbeddedQuery(vector=provider.embed_one(query), model=provider.model)
+    except DomainError as exc:
+        logger.warning("Context without semantic search: the query could not be embedded (%s)", exc.detail)
+        return None
+
+
 def similar_messages(
-    *, user, organization, conversation, query: str, limit: int, exclude_message_ids=()
+    *, user, organization, conversation, query: str, limit: int, exclude_message_ids=(),
+    embedded: EmbeddedQuery | None = None,
 ) -> list[SimilarMessage]:
     """Up to `limit` of this conversation's closest messages and up to `limit` // 2 of the
     caller's other conversations'. Retrieval degrades to recent messages only when the
     embedding provider is down (a reply must not fail because search does)."""
     if limit <= 0 or not query.strip():
         return []
-    try:
-        provider = get_embedding_provider()
-        query_vector = provider.embed_one(query)
-    except DomainError as exc:
-        logger.warning("Context without semantic search: the query could not be embedded (%s)", exc.detail)
+    embedded = embedded or embed_query(query)
+    if embedded is None:
         return []
     common = {
         "user": user,
         "organization": organization,
-        "query_vector": query_vector,
-        "model": provider.model,
+        "query_vector": embedded.vector,
+        "model": embedded.model,
         "min_similarity": MIN_SIMILARITY,
         "exclude_message_ids": list(exclude_message_ids),
     }
@@ -59,6 +78,11 @@ def similar_messages(
         if hit.conversation_id != conversation.id
     ][: limit // 2]
     return [
-        SimilarMessage(message_id=hit.message_id, conversation_id=hit.conversation_id, similarity=hit.similarity)
+        SimilarMessage(
+            message_id=hit.message_id,
+            conversation_id=hit.conversation_id,
+            similarity=hit.similarity,
+            on_active_branch=hit.on_active_branch,
+        )
         for hit in [*own, *others]
     ]

@@ -1,155 +1,125 @@
 """Server-sent events of a streamed reply, from a sync generator (the app stays WSGI).
 
-Events, each `event: <name>` + `data: <json>`:
-- `context`: {user_message, context}         first, before the model's first word
-- `delta`:   {text}                           as the provider sends them, unbuffered
-- `done`:    {message, usage}                 the stored assistant message
-- `error`:   {code, message, partial_message} the provider failed mid-stream; what arrived
-                                              is stored with generation.status = "incomplete"
+Events, each `id: <id>` + `event: <name>` + `data: <json>`:
+- `context`: {reply_id, user_message, context}  first, before the model's first word
+- `delta`:   {text}                             as the provider sends them, unbuffered
+- `done`:    {message, usage}                   the stored assistant message
+- `error`:   {code, message, partial_message}   the provider failed mid-reply (what arrived is
+                                                stored with generation.status "incomplete"),
+                                                or `cancelled` (stored as "cancelled")
 
-A client that disconnects mid-stream (the server closes this generator: GeneratorExit)
-also gets its partial reply stored as incomplete; the user message is never lost. A retry
-with the same Idempotency-Key replays the stored reply: `context`, one `delta`, then `done`
-— or, for a reply stored incomplete, the `error` it ended with, so a partial reply is never
-presented as whole. However the stream ends, the reply's token reservation and its
-Idempotency-Key are given back (PreparedReply.release, also when the response is closed
-before the generator ran).
+The reply is generated apart from the request (rag.reply_runner) and its events are kept
+(rag.reply_events): a response only follows them, from the start or from after a client's
+Last-Event-ID, so a client that disconnects stops nothing — the reply is completed and
+stored, and `GET …/replies/{reply_id}/events` resumes where it left off. While no event
+comes, a comment line (`: keepalive`) goes out every REPLY_KEEPALIVE_SECONDS (15 s) so
+proxies keep the connection open.
+
+A retry with the same Idempotency-Key after the reply was stored replays it: `context`, one
+`delta`, then `done` — or, for a reply stored incomplete, the `error` it ended with.
 """
 
 import json
-import logging
+import time
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import StreamingHttpResponse
 
 from conversations.models import GenerationStatus
 from conversations.serializers import MessageSerializer
-from rag.chat_providers import ProviderError, ReplyStream
-from rag.replies import PreparedReply, reply_store
+from rag.replies import PreparedReply
+from rag.reply_events import ReplyEvent, event_log
 from rag.serializers import ContextItemSerializer, ReplyUsageSerializer
-from raptorflow.errors import DomainError
+from raptorflow.errors import UpstreamBadResponse, UpstreamUnavailable
 
-logger = logging.getLogger(__name__)
-
-DISCONNECTED = "The client disconnected before the reply was complete."
+REPLY_ID_HEADER = "X-Reply-Id"
+KEEPALIVE = ": keepalive\n\n"
 
 
 class EventStreamResponse(StreamingHttpResponse):
-    """Server-sent events that run `on_close` when the server closes the response —
-    after the last event, on a disconnect, or without the events ever being read."""
+    """Server-sent events, unbuffered by proxies."""
 
-    def __init__(self, events: Iterator[str], *, on_close):
+    def __init__(self, events: Iterator[str], *, reply_id: str | None = None):
         super().__init__(events, content_type="text/event-stream; charset=utf-8")
-        self._on_close = on_close
         self["Cache-Control"] = "no-cache"
         # Tells nginx-style proxies not to buffer the stream.
         self["X-Accel-Buffering"] = "no"
-
-    def close(self):
-        try:
-            super().close()
-        finally:
-            self._on_close()
+        if reply_id is not None:
+            self[REPLY_ID_HEADER] = reply_id
 
 
-def sse(event: str, data: dict) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, cls=DjangoJSONEncoder)}\n\n"
+def sse(event: str, data: dict, event_id: str) -> str:
+    return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data, cls=DjangoJSONEncoder)}\n\n"
 
 
-def _context_event(prepared: PreparedReply) -> str:
-    return sse(
-        "context",
-        {
-            "user_message": MessageSerializer(prepared.user_message).data,
-            "context": ContextItemSerializer(prepared.context, many=True).data,
-        },
-    )
+def follow(reply_id: str, *, after: str | None = None) -> Iterator[str]:
+    """The reply's events after `after` (all of them without), then the new ones as they are
+    written, until the last one (`done` or `error`); a keepalive comment while none comes."""
+    log = event_log()
+    while True:
+        events = log.read(reply_id, after=after, block=settings.REPLY_KEEPALIVE_SECONDS)
+        if not events:
+            if log.owner(reply_id) is None:
+                return  # expired meanwhile
+            yield KEEPALIVE
+            continue
+        for event in events:
+            yield sse(event.event, event.data, event.id)
+            after = event.id
+            if event.terminal:
+                return
 
 
-def _done_event(message) -> str:
-    usage = ReplyUsageSerializer(message.generation["usage"]).data
-    return sse("done", {"message": MessageSerializer(message).data, "usage": usage})
+def first_outcome(reply_id: str, *, timeout: float) -> ReplyEvent | None:
+    """Waits (up to `timeout`) until the reply has a first delta or has ended; that event.
+    A stream whose providers all fail before the first word answers a plain HTTP error
+    instead of a stream that starts and errs."""
+    log = event_log()
+    after, deadline = None, _now() + timeout
+    while (remaining := deadline - _now()) > 0:
+        for event in log.read(reply_id, after=after, block=remaining):
+            if event.event != "context":
+                return event
+            after = event.id
+    return None
 
 
-def _error_event(code: str, message: str, partial) -> str:
-    partial_message = MessageSerializer(partial).data if partial is not None else None
-    return sse("error", {"code": code, "message": message, "partial_message": partial_message})
+def raise_if_failed_before_first_delta(event: ReplyEvent | None) -> None:
+    if event is None or event.event != "error" or not event.data.get("before_first_delta"):
+        return
+    if event.data["code"] == UpstreamBadResponse.default_code:
+        raise UpstreamBadResponse(event.data["message"])
+    raise UpstreamUnavailable(event.data["message"], code=event.data["code"])
+
+
+def _now() -> float:
+    return time.monotonic()
 
 
 def replay_events(prepared: PreparedReply) -> Iterator[str]:
-    """An Idempotency-Key retry of a streamed reply: the stored answer as one delta, ended
-    as the first stream ended (`done`, or `error` with the partial reply)."""
+    """An Idempotency-Key retry of a stored reply: the stored answer as one delta, ended as
+    the first stream ended (`done`, or `error` with the partial reply)."""
     reply = prepared.existing_reply
-    yield _context_event(prepared)
-    yield sse("delta", {"text": reply.content})
+    yield sse(
+        "context",
+        {
+            "reply_id": None,
+            "user_message": MessageSerializer(prepared.user_message).data,
+            "context": ContextItemSerializer(prepared.context, many=True).data,
+        },
+        "1",
+    )
+    yield sse("delta", {"text": reply.content}, "2")
     if reply.generation.get("status") == GenerationStatus.COMPLETE:
-        yield _done_event(reply)
+        usage = ReplyUsageSerializer(reply.generation["usage"]).data
+        yield sse("done", {"message": MessageSerializer(reply).data, "usage": usage}, "3")
     else:
         error = reply.generation.get("error") or {}
-        yield _error_event(
-            error.get("code", "reply_interrupted"), error.get("message", "The reply was interrupted."), reply
-        )
-
-
-def reply_events(prepared: PreparedReply, stream: ReplyStream) -> Iterator[str]:
-    """`stream` has been started (its first delta is waiting), so provider selection and
-    fallback errors were answered as plain HTTP errors before this generator runs."""
-    finished = False
-    try:
-        yield _context_event(prepared)
-        try:
-            for delta in stream:
-                yield sse("delta", {"text": delta})
-        except ProviderError as exc:
-            code = "upstream_unavailable" if exc.retryable else "upstream_bad_response"
-            message = f"The chat provider failed mid-reply: {exc.provider} {exc.reason}."
-            partial = _store_partial(prepared, stream, code, message)
-            finished = True
-            yield _error_event(code, message, partial)
-            return
-        usage = stream.usage
-        try:
-            message = reply_store(
-                prepared=prepared,
-                text=stream.text,
-                provider=stream.provider,
-                model=stream.model,
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
-            )
-        except DomainError as exc:
-            # E.g. the conversation was archived or deleted while the reply streamed.
-            finished = True
-            yield _error_event(exc.code, exc.message, None)
-            return
-        finished = True
-        yield _done_event(message)
-    except GeneratorExit:
-        if not finished:
-            stream.close()
-            _store_partial(prepared, stream, "client_disconnected", DISCONNECTED)
-        raise
-    finally:
-        prepared.release()
-
-
-def _store_partial(prepared: PreparedReply, stream: ReplyStream, code: str, error: str):
-    if not stream.text:
-        return None
-    try:
-        return reply_store(
-            prepared=prepared,
-            text=stream.text,
-            provider=stream.provider,
-            model=stream.model,
-            prompt_tokens=None,
-            completion_tokens=None,
-            status=GenerationStatus.INCOMPLETE,
-            error_code=code,
-            error=error,
-        )
-    except Exception:
-        # Nothing else can be told to the client here; the user message is stored already.
-        logger.exception("Could not store the partial reply to message %s", prepared.user_message.id)
-        return None
+        data = {
+            "code": error.get("code", "reply_interrupted"),
+            "message": error.get("message", "The reply was interrupted."),
+            "partial_message": MessageSerializer(reply).data,
+        }
+        yield sse("error", data, "3")

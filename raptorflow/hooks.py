@@ -22,6 +22,28 @@ The hook points (each registered exactly once per receiver):
   message_stored(message_id)
       called by conversations once the transaction that stored a message has committed;
       search schedules its embedding (raptorflow.jobs, idempotent).
+  untitled_conversation_answered(conversation_id)
+      called by conversations once the transaction that stored an assistant message in a
+      conversation without a title has committed; rag schedules the job that titles it
+      (rag/titles.py, which writes only while the conversation is still untitled).
+  scrape_time_metrics() -> iterable of prometheus metric families
+      called by /metrics (raptorflow/metrics_view.py) at each scrape; conversations
+      reports its feedback counts, read from the database (one figure for every process).
+  member_leaving(organization, user)
+      called by accounts in the transaction that removes a membership (the member left or
+      was removed), before the row goes; documents deletes the member's private documents
+      there (their shared ones stay with the organization).
+  account_deleting(user)
+      called by accounts in the transaction that deletes an account, before the user row
+      goes (organizations nobody else belongs to are gone already, through
+      organization_deleting); documents deletes the user's private documents.
+  embeddings_backfill(spec, batch_size, organization_id) -> str
+      called by search's backfill_embeddings and reindex_embeddings after the messages:
+      documents embeds the chunks that lack a vector of `spec`'s model and answers a line
+      for the command's output (raising stops the command, which can be run again).
+  embeddings_dropping(keep_model) -> int
+      called by reindex_embeddings once search has switched models: documents deletes its
+      chunk vectors of every other model and their indexes, answering how many went.
   token_is_live(claims) -> bool
       called by the per-account rate limit (raptorflow.throttling) with the claims of a
       token whose signature and expiry checked out; accounts answers whether it still
@@ -66,4 +88,10 @@ class HookPoint:
 organization_deleting = HookPoint("organization_deleting")
 organization_creating = HookPoint("organization_creating")
 message_stored = HookPoint("message_stored")
+untitled_conversation_answered = HookPoint("untitled_conversation_answered")
+scrape_time_metrics = HookPoint("scrape_time_metrics")
 token_is_live = HookPoint("token_is_live")
+member_leaving = HookPoint("member_leaving")
+account_deleting = HookPoint("account_deleting")
+embeddings_backfill = HookPoint("embeddings_backfill")
+embeddings_dropping = HookPoint("embeddings_dropping")

@@ -16,6 +16,7 @@ class MetadataField(serializers.JSONField):
         "not_object": "Must be a JSON object.",
         "too_large": "Must be at most {max_bytes} bytes once serialized.",
         "nul_character": "Must not contain the NUL character (\\u0000), which PostgreSQL cannot store.",
+        "arrays_too_deep": "Arrays may hold arrays at most {depth} deep (an object in between starts over).",
     }
 
     def to_internal_value(self, data):
@@ -27,7 +28,25 @@ class MetadataField(serializers.JSONField):
             self.fail("too_large", max_bytes=settings.METADATA_MAX_BYTES)
         if _has_nul(value):
             self.fail("nul_character")
+        if _array_run(value) > MAX_ARRAY_RUN:
+            self.fail("arrays_too_deep", depth=MAX_ARRAY_RUN)
         return value
+
+
+# TypeScript cannot name a type that holds itself through arrays alone (`type J = J[] | …`
+# reached through `components["schemas"][…]`, as openapi-typescript writes it, is "referenced
+# in its own type annotation"), so the schema spells arrays of arrays out to this depth, and
+# the server holds metadata to what the schema says.
+MAX_ARRAY_RUN = 3
+
+
+def _array_run(value, run: int = 0) -> int:
+    """The deepest run of arrays directly inside arrays; an object resets the count."""
+    if isinstance(value, list):
+        return max([run + 1] + [_array_run(item, run + 1) for item in value])
+    if isinstance(value, dict):
+        return max([0] + [_array_run(item, 0) for item in value.values()])
+    return 0
 
 
 def _has_nul(value) -> bool:
@@ -42,7 +61,26 @@ def _has_nul(value) -> bool:
 
 
 # Any JSON value, described recursively so a generated TypeScript client types metadata
-# precisely instead of falling back to `unknown`.
+# precisely instead of falling back to `unknown`. Recursion passes through JsonObject (an
+# object type, which TypeScript resolves lazily); arrays of arrays are spelled out to
+# MAX_ARRAY_RUN levels.
+def _json_array(depth: int) -> dict:
+    scalars_and_object = [
+        {"type": "string"},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"$ref": "#/components/schemas/JsonObject"},
+    ]
+    inner = scalars_and_object + ([_json_array(depth - 1)] if depth > 1 else [])
+    return {"type": "array", "items": {"nullable": True, "oneOf": inner}}
+
+
+_JSON_OBJECT = ResolvedComponent(
+    name="JsonObject",
+    type=ResolvedComponent.SCHEMA,
+    object="JsonObject",
+    schema={"type": "object", "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}},
+)
 _JSON_VALUE = ResolvedComponent(
     name="JsonValue",
     type=ResolvedComponent.SCHEMA,
@@ -53,8 +91,8 @@ _JSON_VALUE = ResolvedComponent(
             {"type": "string"},
             {"type": "number"},
             {"type": "boolean"},
-            {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
-            {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}},
+            _json_array(MAX_ARRAY_RUN),
+            {"$ref": "#/components/schemas/JsonObject"},
         ],
     },
 )
@@ -65,4 +103,5 @@ class MetadataFieldSchema(OpenApiSerializerFieldExtension):
 
     def map_serializer_field(self, auto_schema, direction):
         auto_schema.registry.register_on_missing(_JSON_VALUE)
+        auto_schema.registry.register_on_missing(_JSON_OBJECT)
         return {"type": "object", "additionalProperties": _JSON_VALUE.ref}

@@ -6,8 +6,9 @@ request object to django.request records and its body, headers and query string 
 Credentials that still reach a message or traceback (bearer tokens, JWTs, provider API
 keys) are masked as a last line of defence; the code itself never logs message content,
 prompts or tokens. Paths that carry a secret (an invitation's one-time token in
-/api/invitations/<token>/accept) are logged with it redacted, in gunicorn's access lines
-(GunicornLogger, both formats) as in Django's own ("Not Found: <path>")."""
+/api/invitations/<token>/accept, a share link's token in /api/shares/<token>) are logged
+with it redacted, in gunicorn's access lines (GunicornLogger, both formats) as in Django's
+own ("Not Found: <path>")."""
 
 import json
 import logging
@@ -17,8 +18,9 @@ from datetime import UTC, datetime
 
 from raptorflow.request_context import current_request_id
 
-# Path segments that are secrets themselves: /api/invitations/<token>/accept.
-_SECRET_PATH = re.compile(r"(/api/invitations/)[^/\s?#\"']+")
+# Path segments that are secrets themselves: /api/invitations/<token>/accept and a share
+# link's /api/shares/<token>.
+_SECRET_PATH = re.compile(r"(/api/(?:invitations|shares)/)[^/\s?#\"']+")
 
 _SECRET_PATTERNS = [
     (_SECRET_PATH, r"\1[redacted]"),

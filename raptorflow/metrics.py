@@ -69,6 +69,22 @@ BACKGROUND_JOBS = Counter(
     "Background jobs finished, by task and outcome.",
     ["task", "outcome"],
 )
+DOCUMENT_INGESTION_SECONDS = Histogram(
+    "raptorflow_document_ingestion_seconds",
+    "Time to make one document searchable (read, chunk, embed, store), by kind and outcome.",
+    ["kind", "outcome"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+DOCUMENT_CHUNKS = Counter(
+    "raptorflow_document_chunks_total",
+    "Chunks stored for documents that became ready, by kind.",
+    ["kind"],
+)
+DOCUMENT_FAILURES = Counter(
+    "raptorflow_document_failures_total",
+    "Documents whose processing failed, by kind and reason (password_protected, no_text, corrupt, ...).",
+    ["kind", "reason"],
+)
 AUTH_FAILURES = Counter(
     "raptorflow_auth_failures_total",
     "Requests refused for a bad credential (invalid, expired or revoked token), by code.",
@@ -111,6 +127,14 @@ def count_chat_fallback(*, provider: str, reason: str) -> None:
 
 def count_background_job(*, task: str, outcome: str) -> None:
     BACKGROUND_JOBS.labels(task=task, outcome=outcome).inc()
+
+
+def observe_document_ingestion(*, kind: str, seconds: float, chunks: int = 0, failure: str | None = None) -> None:
+    DOCUMENT_INGESTION_SECONDS.labels(kind=kind, outcome="failed" if failure else "ready").observe(seconds)
+    if failure:
+        DOCUMENT_FAILURES.labels(kind=kind, reason=failure).inc()
+    else:
+        DOCUMENT_CHUNKS.labels(kind=kind).inc(chunks)
 
 
 # --- read at scrape time ----------------------------------------------------------------

@@ -1,12 +1,13 @@
 """The /metrics endpoint: django-prometheus's metrics and the product's own
 (raptorflow/metrics.py), behind METRICS_TOKEN.
 
-Three figures are read when /metrics is scraped instead of being counted: the background
+Some figures are read when /metrics is scraped instead of being counted: the background
 queue depth (from the Celery broker, or the in-process job queue), the in-process worker's
 durable backlogs (raptorflow.jobs.Backlog: counted in the database, so every process of an
-instance reports the same figure) and the progress of the last backfill (kept in the shared
-cache by the backfill command, which runs in a process of its own). None is a per-process
-number, so counting them in each worker would be wrong.
+instance reports the same figure), the progress of the last backfill (kept in the shared
+cache by the backfill command, which runs in a process of its own) and what the layers above
+add through hooks.scrape_time_metrics (the feedback counts of conversations). None is a
+per-process number, so counting them in each worker would be wrong.
 
 /metrics wants `Authorization: Bearer <METRICS_TOKEN>` whenever METRICS_TOKEN is set. In
 production an unset METRICS_TOKEN does not stop start-up (the API itself does not need it);
@@ -28,7 +29,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
-from raptorflow import jobs
+from raptorflow import hooks, jobs
 from raptorflow.errors import error_body
 from raptorflow.metrics import BACKFILL_PROGRESS_KEY
 
@@ -94,6 +95,15 @@ class ScrapeTimeCollector:
             backfill.add_metric(["done", progress["model"]], progress["done"])
             backfill.add_metric(["total", progress["model"]], progress["total"])
         yield backfill
+
+        # Figures the layers above read from the database (hooks.scrape_time_metrics).
+        for receiver in hooks.scrape_time_metrics.receivers:
+            try:
+                families = list(receiver())
+            except Exception:
+                logger.warning("Could not read the metrics of %s", receiver, exc_info=True)
+                continue
+            yield from families
 
 
 # --- the /metrics view ------------------------------------------------------------------

@@ -62,6 +62,9 @@ class RequestBodyLimitMiddleware:
 
     def __call__(self, request):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if request.method == "POST":
+            # The few endpoints that take more (a document upload) say so in settings.
+            limit = getattr(settings, "REQUEST_BODY_LIMITS_BY_PATH", {}).get(request.path_info, limit)
         if limit is not None:
             declared = request.META.get("CONTENT_LENGTH")
             if declared:

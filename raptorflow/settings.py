@@ -79,6 +79,9 @@ INSTALLED_APPS = [
     "search",
     "rag",
     "billing",
+    # After billing: its organization_deleting receiver (cancel the subscription, which may
+    # refuse) runs before the one that deletes the organization's documents.
+    "documents",
 ]
 
 MIDDLEWARE = [
@@ -329,6 +332,7 @@ RATE_LIMITS = {
     "admin_login_ip": env_str("RATE_LIMIT_ADMIN_LOGIN_IP", "20/min"),
     "admin_login_account": env_str("RATE_LIMIT_ADMIN_LOGIN_ACCOUNT", "10/min"),
     "admin_login_account_total": env_str("RATE_LIMIT_ADMIN_LOGIN_ACCOUNT_TOTAL", "100/hour"),
+    "share_ip": env_str("RATE_LIMIT_SHARE_IP", "120/min"),
 }
 # URL names of the sign-in and token endpoints limited per IP (and, for our own tokens,
 # per account).
@@ -341,6 +345,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # A PATCH body is validated as its serializer declares it (raptorflow.api.validated never
+    # validates partially): a field a PATCH may leave out says required=False itself, and the
+    # schema must not make every field optional as it would for DRF's partial updates.
+    "COMPONENT_SPLIT_PATCH": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -349,9 +357,21 @@ SPECTACULAR_SETTINGS = {
         "InvitationStatusEnum": "accounts.models.InvitationStatus",
         "ConversationStatusEnum": "conversations.models.ConversationStatus",
         "MessageRoleEnum": "conversations.models.MessageRole",
+        "ShareScopeEnum": "conversations.models.ShareScope",
+        "ShareStatusEnum": "conversations.shares.SHARE_STATUSES",
         "ChatProviderEnum": "rag.models.ChatProviderName",
         "ContextSourceEnum": "rag.serializers.CONTEXT_SOURCES",
         "SubscriptionStatusEnum": "billing.models.SubscriptionStatus",
+        "DocumentKindEnum": "documents.models.DocumentKind",
+        "DocumentStatusEnum": "documents.models.DocumentStatus",
+        "DocumentVisibilityEnum": "documents.models.Visibility",
+        "SourceKindEnum": "conversations.serializers.SOURCE_KINDS",
+        "PaidPlanEnum": "billing.serializers.PAID_PLAN_CODES",
+        # The one-value `event` of each streamed-reply event (rag.serializers.ReplyEvent).
+        "ReplyContextEventName": ["context"],
+        "ReplyDeltaEventName": ["delta"],
+        "ReplyDoneEventName": ["done"],
+        "ReplyErrorEventName": ["error"],
     },
 }
 
@@ -368,6 +388,27 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024)
+# --- Documents (the knowledge base) ----------------------------------------------------
+# POST /api/documents is the only multipart endpoint and the only one past the 1 MB body
+# limit: its file may be DOCUMENT_MAX_BYTES (413 above), streamed to a temporary file
+# (documents.uploads), never held in memory.
+DOCUMENT_MAX_BYTES = env_int("DOCUMENT_MAX_BYTES", 25 * 1024 * 1024)
+# Room for the multipart framing and the small fields around the file.
+REQUEST_BODY_LIMITS_BY_PATH = {"/api/documents": DOCUMENT_MAX_BYTES + 64 * 1024}
+FILE_UPLOAD_HANDLERS = ["documents.uploads.BoundedTemporaryFileUploadHandler"]
+# Limits against hostile files, checked while a document is read (documents.extraction).
+DOCUMENT_MAX_PAGES = env_int("DOCUMENT_MAX_PAGES", 2000)
+DOCUMENT_MAX_UNPACKED_BYTES = env_int("DOCUMENT_MAX_UNPACKED_BYTES", 200 * 1024 * 1024)
+DOCUMENT_MAX_TEXT_CHARS = env_int("DOCUMENT_MAX_TEXT_CHARS", 5_000_000)
+DOCUMENT_PROCESSING_SECONDS = env_int("DOCUMENT_PROCESSING_SECONDS", 300)
+# Chunk size in the embedding model's own tokens (never above the model's window) and the
+# tokens two neighbouring chunks share.
+DOCUMENT_CHUNK_TOKENS = env_int("DOCUMENT_CHUNK_TOKENS", 400)
+DOCUMENT_CHUNK_OVERLAP_TOKENS = env_int("DOCUMENT_CHUNK_OVERLAP_TOKENS", 40)
+# Where the original files are kept: `filesystem` (embedded default, under .data/documents),
+# `gcs` (Google Cloud Storage) or `s3`, the last two through django-storages.
+DOCUMENT_STORAGE = env_str("DOCUMENT_STORAGE", "filesystem").lower()
+DOCUMENT_STORAGE_DIR = Path(env_str("DOCUMENT_STORAGE_DIR") or BASE_DIR / ".data" / "documents")
 if NUM_PROXIES:
     # Behind a trusted proxy that terminates TLS, its X-Forwarded-Proto says the scheme.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -450,7 +491,15 @@ OPENROUTER_CHAT_MODEL = env_str("OPENROUTER_CHAT_MODEL", "openai/gpt-4o-mini")
 RAG_PROMPT_TOKEN_BUDGET = env_int("RAG_PROMPT_TOKEN_BUDGET", 6000)
 CHAT_MAX_REPLY_TOKENS = env_int("CHAT_MAX_REPLY_TOKENS", 1024)
 RAG_RECENT_MESSAGES = env_int("RAG_RECENT_MESSAGES", 12)
+# Streamed replies (rag/reply_events.py): their events are kept this long after the last one
+# (Redis Streams with REDIS_URL, in process otherwise), for resumes with Last-Event-ID; an
+# idle stream sends a comment at least this often so proxies keep it open.
+REPLY_EVENTS_TTL_SECONDS = env_int("REPLY_EVENTS_TTL_SECONDS", 3600)
+REPLY_KEEPALIVE_SECONDS = env_float("REPLY_KEEPALIVE_SECONDS", 15.0)
 RAG_SEMANTIC_MESSAGES = env_int("RAG_SEMANTIC_MESSAGES", 8)
+# Chunks of the caller's readable documents considered for each reply (ranked with the
+# messages in the one token budget above).
+RAG_DOCUMENT_CHUNKS = env_int("RAG_DOCUMENT_CHUNKS", 6)
 
 RAZORPAY_KEY_ID = env_str("RAZORPAY_KEY_ID")
 RAZORPAY_KEY_SECRET = env_str("RAZORPAY_KEY_SECRET")
@@ -460,6 +509,9 @@ RAZORPAY_WEBHOOK_SECRET = env_str("RAZORPAY_WEBHOOK_SECRET")
 FREE_PLAN_MESSAGES = env_int("FREE_PLAN_MESSAGES", 1_000 if PRODUCTION else 1_000_000)
 FREE_PLAN_REPLY_TOKENS = env_int("FREE_PLAN_REPLY_TOKENS", 200_000 if PRODUCTION else 1_000_000_000)
 FREE_PLAN_EMBEDDINGS = env_int("FREE_PLAN_EMBEDDINGS", 5_000 if PRODUCTION else 1_000_000)
+# Documents an organization may keep and their total size; standing totals, not per period.
+FREE_PLAN_DOCUMENTS = env_int("FREE_PLAN_DOCUMENTS", 20 if PRODUCTION else 100_000)
+FREE_PLAN_DOCUMENT_BYTES = env_int("FREE_PLAN_DOCUMENT_BYTES", 50 * 1024 * 1024 if PRODUCTION else 50 * 1024**3)
 # Organizations on the free plan one person may own (their personal one counts): each has
 # its own free quota, so creating more must not multiply it. Paid organizations are not limited.
 FREE_ORGANIZATIONS_PER_USER = env_int("FREE_ORGANIZATIONS_PER_USER", 2)
@@ -485,6 +537,36 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "raptorflow.staticfiles.CompressedManifestStaticFilesStorage"},
 }
+if DOCUMENT_STORAGE == "filesystem":
+    STORAGES["documents"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        # Not under MEDIA_URL: files are served only through GET /api/documents/{id}/file.
+        "OPTIONS": {"location": str(DOCUMENT_STORAGE_DIR), "base_url": None},
+    }
+elif DOCUMENT_STORAGE == "gcs":
+    STORAGES["documents"] = {
+        "BACKEND": "storages.backends.gcloud.GoogleCloudStorage",
+        # Credentials: the service account of the Cloud Run service (Application Default Credentials).
+        "OPTIONS": {"bucket_name": env_str("GS_BUCKET_NAME"), "location": env_str("DOCUMENT_STORAGE_PREFIX")},
+    }
+elif DOCUMENT_STORAGE == "s3":
+    STORAGES["documents"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        # Credentials: the instance role or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (boto3 reads them).
+        "OPTIONS": {
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME"),
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
+            "location": env_str("DOCUMENT_STORAGE_PREFIX"),
+            "default_acl": None,
+            "querystring_auth": True,
+        },
+    }
+else:
+    raise ImproperlyConfigured("DOCUMENT_STORAGE must be filesystem, gcs or s3")
+if DOCUMENT_STORAGE in ("gcs", "s3") and not STORAGES["documents"]["OPTIONS"]["bucket_name"]:
+    _bucket_variable = "GS_BUCKET_NAME" if DOCUMENT_STORAGE == "gcs" else "AWS_STORAGE_BUCKET_NAME"
+    raise ImproperlyConfigured(f"DOCUMENT_STORAGE={DOCUMENT_STORAGE} needs {_bucket_variable}")
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

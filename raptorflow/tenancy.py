@@ -4,6 +4,9 @@ Every tenant-owned model uses a manager built from TenantQuerySet and declares i
 - OWNER: conversation data (conversations, messages, embeddings, context), private to the
   (organization, owner) pair; selected with `.visible_to(user, organization)`.
 - ORGANIZATION: org-level rows (members, invitations, billing), selected with `.for_org(org)`.
+- SHARED: rows a person owns and may share with their organization (documents and what is
+  derived from them): visible to the owner, and to every member when their `visibility` is
+  `organization`; selected with `.shared_or_mine(user, organization)`.
 
 `scoped(Model, user=..., organization=...)` below picks the right one from the model and is
 the entry point for every read made for a caller: raptorflow.api.TenantAPIView calls it for
@@ -32,6 +35,11 @@ from django.db import models
 class TenantScope(Enum):
     OWNER = "owner"
     ORGANIZATION = "organization"
+    SHARED = "shared"
+
+
+# The `visibility` value of a SHARED row every member of its organization may read.
+SHARED_WITH_ORGANIZATION = "organization"
 
 
 class TenantQuerySet(models.QuerySet):
@@ -44,6 +52,14 @@ class TenantQuerySet(models.QuerySet):
 
     def visible_to(self, user, organization):
         return self.filter(**{self.organization_field: organization, self.owner_field: user})
+
+    visibility_field = "visibility"
+
+    def shared_or_mine(self, user, organization):
+        """The organization's rows the user owns, and those shared with the organization."""
+        return self.filter(**{self.organization_field: organization}).filter(
+            models.Q(**{self.owner_field: user}) | models.Q(**{self.visibility_field: SHARED_WITH_ORGANIZATION})
+        )
 
 
 def tenant_scope_of(model) -> TenantScope:
@@ -58,10 +74,13 @@ def tenant_scope_of(model) -> TenantScope:
 def scoped(model, *, user, organization) -> models.QuerySet:
     """All rows of `model` the caller may see. `user` may be None only for models scoped to
     the organization (a background job acting for an organization, not for a person)."""
-    if tenant_scope_of(model) is TenantScope.ORGANIZATION:
+    scope = tenant_scope_of(model)
+    if scope is TenantScope.ORGANIZATION:
         return model.objects.for_org(organization)
     if user is None:
         raise TypeError(f"{model.__name__} rows belong to a person: scoped() needs the user")
+    if scope is TenantScope.SHARED:
+        return model.objects.shared_or_mine(user, organization)
     return model.objects.visible_to(user, organization)
 
 
@@ -72,6 +91,10 @@ def is_visible(instance, *, user, organization) -> bool:
     model = type(instance)
     scope = tenant_scope_of(model)
     queryset = model.objects.all()
+    if scope is TenantScope.SHARED:
+        if user is None:
+            return False
+        return scoped(model, user=user, organization=organization).filter(pk=instance.pk).exists()
     fields = [(queryset.organization_field, organization)]
     if scope is TenantScope.OWNER:
         if user is None:

@@ -19,6 +19,8 @@ Limits live in settings.RATE_LIMITS (scope -> "N/period", empty or "off" disable
   admin_login_account_total
                        POSTs to the admin login, per email typed in, from any IP (a ceiling
                        high enough that failures from elsewhere do not lock its owner out)
+  share_ip             GET /api/shares/{token} (share links, open to anyone), per client IP:
+                       link tokens cannot be guessed, and a flood of reads stops here
 """
 
 import random
@@ -268,6 +270,15 @@ class AuthAccountThrottle(FixedWindowThrottle):
         if not user_id or not all(hooks.token_is_live(claims)):
             return None
         return str(user_id)
+
+
+class ShareLinkIpThrottle(FixedWindowThrottle):
+    """Per client IP, on the views that set it (the share-link reader)."""
+
+    scope = "share_ip"
+
+    def identity(self, request, view):
+        return client_ip(request)
 
 
 def check_admin_login(request) -> None:

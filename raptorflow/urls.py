@@ -26,5 +26,6 @@ urlpatterns = [
     path("", include("rag.urls")),
     path("", include("conversations.urls")),
     path("", include("search.urls")),
+    path("", include("documents.urls")),
     path("", include("billing.urls")),
 ]

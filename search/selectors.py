@@ -90,6 +90,9 @@ class SearchHit:
     content: str
     similarity: float
     created_at: datetime
+    # False for a message on a branch its conversation does not show (an edited question's
+    # earlier version, another answer): still found, marked so.
+    on_active_branch: bool = True
 
 
 @dataclass(frozen=True)
@@ -159,8 +162,9 @@ def hnsw_order_expression(dimensions: int) -> Cast:
 
 
 def _hit(row: Sequence) -> SearchHit:
-    message_id, conversation_id, distance, role, content, created_at = row
+    message_id, conversation_id, distance, role, content, created_at, on_active_branch = row
     return SearchHit(
+        on_active_branch=on_active_branch,
         message_id=message_id,
         conversation_id=conversation_id,
         role=role,
@@ -171,7 +175,9 @@ def _hit(row: Sequence) -> SearchHit:
 
 
 _RANK_FIELDS = ("message_id", "conversation_id", "distance")
-_HIT_COLUMNS = "ranked.message_id, ranked.conversation_id, ranked.distance, m.role, m.content, m.created_at"
+_HIT_COLUMNS = (
+    "ranked.message_id, ranked.conversation_id, ranked.distance, m.role, m.content, m.created_at, m.on_active_branch"
+)
 
 
 def _sql(queryset: QuerySet) -> tuple[str, tuple]:
@@ -338,7 +344,7 @@ def _compile_statement(
         scoped(Message, user=user, organization=organization)
         .using(using)
         .filter(id=RawSQL("ranked.message_id", ()))
-        .values("role", "content", "created_at")[:1]
+        .values("role", "content", "created_at", "on_active_branch")[:1]
     )
     # The pieces are SQL compiled by the ORM; every value is a parameter.
     hits = f"SELECT {_HIT_COLUMNS} FROM ranked CROSS JOIN LATERAL ({messages_sql}) m"  # noqa: S608

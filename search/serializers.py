@@ -78,6 +78,9 @@ class SearchHitSerializer(serializers.Serializer):
     content = serializers.CharField()
     similarity = serializers.FloatField(help_text="max(0, 1 - cosine distance).")
     created_at = serializers.DateTimeField()
+    on_active_branch = serializers.BooleanField(
+        help_text="False for a message on a branch its conversation does not show (an earlier version)."
+    )
 
 
 class SearchResultsSerializer(serializers.Serializer):

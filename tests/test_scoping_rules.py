@@ -30,13 +30,14 @@ from accounts.models import Organization, User
 from accounts.views import auth as auth_views
 from billing.views import RazorpayWebhookView
 from conversations.models import Conversation
+from conversations.share_views import SharedConversationView
 from raptorflow.api import TenantAPIView
 from raptorflow.health import HealthView
 from raptorflow.metrics_view import metrics_view
 from raptorflow.tenancy import TenantQuerySet, TenantScope, is_visible, scoped
 from raptorflow.views import RootView
 
-PROJECT_APPS = ("raptorflow", "accounts", "billing", "conversations", "search", "rag")
+PROJECT_APPS = ("raptorflow", "accounts", "billing", "conversations", "search", "documents", "rag")
 ROOT = Path(__file__).resolve().parent.parent
 
 # DRF views anyone may call. Keep it short: everything else is a TenantAPIView.
@@ -54,6 +55,10 @@ PUBLIC_VIEWS = {
     auth_views.VerifyTokenView: "access token in the body",
     # Razorpay calls it without a token; the body's HMAC signature authenticates it.
     RazorpayWebhookView: "authenticated by X-Razorpay-Signature",
+    # A share link: its random token is the credential (only its hash is stored); public links
+    # open for anyone while the organization allows them, organization links only for a
+    # signed-in member (an optional bearer token); anything else is the same 404.
+    SharedConversationView: "share link, the token in the path is its credential",
     # The OpenAPI description and its two viewers are public documentation, no data.
     SpectacularAPIView: "OpenAPI schema",
     SpectacularSwaggerSplitView: "Swagger UI (its init script a separate file, for the CSP)",
@@ -84,7 +89,7 @@ UNSCOPED_MODELS = {
 VIEWS_MANAGER_ALLOWED: dict[tuple[str, str], str] = {}
 
 MANAGER_ATTRIBUTES = {"objects", "_default_manager", "_base_manager"}
-HAND_SCOPING_METHODS = {"for_org", "visible_to"}
+HAND_SCOPING_METHODS = {"for_org", "visible_to", "shared_or_mine"}
 
 
 # --- every URL ---------------------------------------------------------------------------
@@ -232,7 +237,9 @@ def test_scoped_filters_by_the_callers_organization_and_owner(model):
     sql = str(scoped(model, user=user, organization=organization).query)
 
     assert organization.pk.hex in sql.replace("-", "")
-    assert (user.pk.hex in sql.replace("-", "")) is (model.tenant_scope is TenantScope.OWNER)
+    assert (user.pk.hex in sql.replace("-", "")) is (model.tenant_scope in (TenantScope.OWNER, TenantScope.SHARED))
+    # A shared row is read by the organization's members when it says so, never beyond it.
+    assert ("visibility" in sql) is (model.tenant_scope is TenantScope.SHARED)
 
 
 def test_the_unscoped_allow_list_names_only_models_that_need_it():
@@ -311,6 +318,8 @@ def _views_modules() -> list[str]:
         if (ROOT / app / "views.py").exists():
             names.append(f"{app}.views")
         names += sorted(f"{app}.views.{p.stem}" for p in (ROOT / app / "views").glob("*.py") if p.stem != "__init__")
+        # Views of one feature kept beside views.py (conversations/share_views.py).
+        names += sorted(f"{app}.{p.stem}" for p in (ROOT / app).glob("*_views.py"))
     return names
 
 
@@ -357,7 +366,14 @@ def views_manager_violations(module) -> list[str]:
 
 
 def test_the_views_modules_are_found():
-    assert {"conversations.views", "accounts.views.organizations", "rag.views", "billing.views"} <= set(VIEWS_MODULES)
+    assert {
+        "conversations.views",
+        "conversations.share_views",
+        "conversations.feedback_views",
+        "accounts.views.organizations",
+        "rag.views",
+        "billing.views",
+    } <= set(VIEWS_MODULES)
 
 
 @pytest.mark.parametrize("module_name", VIEWS_MODULES)

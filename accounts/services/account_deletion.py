@@ -71,4 +71,6 @@ def account_delete(*, user: User) -> None:
         )
         for outstanding in OutstandingToken.objects.filter(user=user):
             BlacklistedToken.objects.get_or_create(token=outstanding)
+        # What the user kept private in the organizations they leave goes with them.
+        hooks.account_deleting(user)
         user.delete()

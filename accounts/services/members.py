@@ -12,7 +12,7 @@ from accounts.models import Membership, Organization, Role, User, WorkspaceExclu
 from accounts.services.invitations import invitations_revoke_beyond_authority
 from accounts.services.organizations import repoint_default_organization
 from accounts.services.roles import require_manager, require_owner
-from raptorflow import audit
+from raptorflow import audit, hooks
 from raptorflow.errors import Conflict, InvalidInput, NotFound
 
 
@@ -94,6 +94,8 @@ def _remove(target: Membership, owner_count: int, *, actor: User, leaving: bool 
     if target.role == Role.OWNER and owner_count <= 1:
         raise _last_owner("leave" if leaving else "be removed")
     user, organization, role = target.user, target.organization, target.role
+    # In this transaction: what the member kept to themselves there goes with them.
+    hooks.member_leaving(organization, user)
     target.delete()
     WorkspaceExclusion.objects.get_or_create(organization=organization, user=user)
     invitations_revoke_beyond_authority(organization=organization, inviter=user, role=None, actor=actor)

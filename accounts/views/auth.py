@@ -78,8 +78,12 @@ class GoogleCallbackView(PublicAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("code", str, required=True, description="Google's authorization code."),
-            OpenApiParameter("state", str, required=True, description="The state from google/login."),
+            OpenApiParameter(
+                "code", {"type": "string", "minLength": 1}, required=True, description="Google's authorization code."
+            ),
+            OpenApiParameter(
+                "state", {"type": "string", "minLength": 1}, required=True, description="The state from google/login."
+            ),
         ],
         responses={200: TokenResponseSerializer, **error_responses(401, 409, 503)},
         tags=AUTH_TAG,

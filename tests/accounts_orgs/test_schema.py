@@ -27,9 +27,9 @@ COMPONENTS = [
     "AccountExport",
     "ExportConversation",
     "OrganizationCreateInputRequest",
-    "PatchedOrganizationUpdateInputRequest",
+    "OrganizationUpdateInputRequest",
     "SwitchOrganizationInputRequest",
-    "PatchedMemberRoleInputRequest",
+    "MemberRoleInputRequest",
     "InvitationCreateInputRequest",
     "DomainClaimInputRequest",
 ]

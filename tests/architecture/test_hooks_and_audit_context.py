@@ -7,7 +7,10 @@ from rest_framework import serializers
 
 from billing.services import cancel_for_organization_deletion
 from conversations.export import ExportSection, export_sections
+from conversations.feedback import feedback_metric_families
 from conversations.services import conversation_create
+from documents import services as documents_services
+from rag.titles import schedule_title
 from raptorflow import audit, hooks, jobs
 from raptorflow.errors import exception_handler
 from raptorflow.models import AuditLog
@@ -15,11 +18,23 @@ from search.tasks import schedule_message_embedding
 from search.tenant_indexes import drop_for_organization
 
 
-def test_billing_and_search_fill_in_the_core_hook_points():
-    # search's receiver drops the organization's tenant vector indexes; should billing then
-    # block the deletion, they are rebuilt by the next embedding job (speed only, no data).
-    assert hooks.organization_deleting.receivers == (drop_for_organization, cancel_for_organization_deletion)
+def test_billing_search_and_documents_fill_in_the_core_hook_points():
+    # search's receiver drops the organization's tenant vector indexes (should billing then
+    # block the deletion, the next embedding job rebuilds them: speed only, no data); billing
+    # before documents: a subscription that cannot be cancelled stops the deletion before any
+    # document is deleted.
+    assert hooks.organization_deleting.receivers == (
+        drop_for_organization,
+        cancel_for_organization_deletion,
+        documents_services.unscoped_delete_organization_documents,
+    )
     assert hooks.message_stored.receivers == (schedule_message_embedding,)
+    assert hooks.member_leaving.receivers == (documents_services.unscoped_delete_private_documents_of_member,)
+    assert hooks.account_deleting.receivers == (documents_services.unscoped_delete_private_documents_of_account,)
+    assert hooks.embeddings_backfill.receivers == (documents_services.unscoped_backfill_chunks,)
+    assert hooks.embeddings_dropping.receivers == (documents_services.unscoped_drop_chunk_vectors_of_other_models,)
+    assert hooks.untitled_conversation_answered.receivers == (schedule_title,)
+    assert hooks.scrape_time_metrics.receivers == (feedback_metric_families,)
 
 
 def test_registering_a_receiver_twice_keeps_one():
@@ -71,10 +86,10 @@ def test_a_registered_export_section_is_in_the_export(owner_client, owner, org, 
     assert [c["title"] for c in body["conversations"]] == ["Q4"]
 
 
-def test_the_export_has_only_its_own_parts_without_sections(owner_client):
+def test_the_export_has_its_own_parts_and_the_documents_section(owner_client):
     body = owner_client.get("/api/auth/me/export").json()
 
-    assert set(body) == {"exported_at", "scope", "user", "organization", "conversations"}
+    assert set(body) == {"exported_at", "scope", "user", "organization", "conversations", "documents"}
 
 
 def test_an_audited_action_carries_the_caller_ip_and_request_id(owner_client, owner, org):

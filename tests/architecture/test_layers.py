@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["raptorflow", "accounts", "billing", "conversations", "search", "rag"]
+PACKAGES = ["raptorflow", "accounts", "billing", "conversations", "search", "documents", "rag"]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
@@ -46,6 +46,14 @@ def test_an_upward_import_breaks_the_layers(tree):
     result = lint_imports(tree)
     assert result.returncode != 0
     assert "accounts.selectors -> conversations.models" in result.stdout
+
+
+def test_search_importing_documents_breaks_the_layers(tree):
+    add_import(tree / "search" / "selectors.py", "from documents.models import DocumentChunk  # noqa")
+
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    assert "search.selectors -> documents.models" in result.stdout
 
 
 def test_core_importing_an_app_breaks_the_layers(tree):

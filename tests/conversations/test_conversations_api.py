@@ -12,6 +12,9 @@ NIL_UUID = "00000000-0000-0000-0000-000000000000"
 CONVERSATION_FIELDS = {
     "id",
     "title",
+    "title_source",
+    "pinned",
+    "tags",
     "agent_type",
     "status",
     "message_count",
@@ -85,7 +88,7 @@ def test_agent_types_come_from_settings(owner_client, settings):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"agent_type": "strategy"}, "title"),
+        ({"title": None, "agent_type": "strategy"}, "title"),
         ({"title": "", "agent_type": "strategy"}, "title"),
         ({"title": "   ", "agent_type": "strategy"}, "title"),
         ({"title": "x" * 201, "agent_type": "strategy"}, "title"),

@@ -13,7 +13,11 @@ from raptorflow.errors import Conflict
 from search.models import MessageEmbedding
 from tests.conversations.helpers import error_fields, snapshot
 
-MESSAGE_FIELDS = {"id", "conversation_id", "role", "content", "metadata", "generation", "sequence", "created_at"}
+MESSAGE_FIELDS = {
+    "id", "conversation_id", "role", "content", "metadata", "generation", "feedback", "sequence", "created_at",
+    # The message tree (tests/conversations/test_branches.py)
+    "parent_id", "sibling_ids", "sibling_index", "sibling_count", "on_active_branch",
+}
 
 
 def post_message(client, conversation, body=None, **headers):

@@ -14,6 +14,12 @@ OPERATIONS = {
     ("/api/conversations/{id}/messages", "get"): ("200", "PaginatedMessageList"),
     ("/api/conversations/{id}/messages/recent", "get"): ("200", "MessageRecent"),
     ("/api/conversations/search/by-title", "get"): ("200", "PaginatedConversationList"),
+    ("/api/conversations/{id}/messages/{message_id}/feedback", "put"): ("201", "Message"),
+    ("/api/conversations/{id}/messages/{message_id}/feedback", "delete"): ("204", None),
+    ("/api/conversations/{id}/shares", "post"): ("201", "CreatedShare"),
+    ("/api/conversations/{id}/shares", "get"): ("200", "PaginatedShareList"),
+    ("/api/conversations/{id}/shares/{share_id}", "delete"): ("204", None),
+    ("/api/shares/{token}", "get"): ("200", "SharedConversation"),
 }
 OWN_COMPONENTS = [
     "Conversation",
@@ -22,8 +28,15 @@ OWN_COMPONENTS = [
     "Usage",
     "JsonValue",
     "ConversationCreateInputRequest",
-    "PatchedConversationUpdateInputRequest",
+    "ConversationUpdateInputRequest",
     "MessageCreateInputRequest",
+    "Feedback",
+    "FeedbackInputRequest",
+    "Share",
+    "CreatedShare",
+    "ShareCreateInputRequest",
+    "SharedConversation",
+    "SharedMessage",
 ]
 
 
@@ -60,7 +73,17 @@ def test_message_post_documents_the_idempotency_key_and_the_repeat(schema):
 def test_list_documents_its_filters_and_pagination(schema):
     names = {p["name"] for p in schema["paths"]["/api/conversations"]["get"]["parameters"]}
 
-    assert {"status", "agent_type", "cursor", "page_size"} <= names
+    assert {"status", "agent_type", "pinned", "tag", "pinned_first", "cursor", "page_size"} <= names
+
+
+def test_share_endpoints_document_their_errors(schema):
+    create = schema["paths"]["/api/conversations/{id}/shares"]["post"]
+    read = schema["paths"]["/api/shares/{token}"]["get"]
+
+    assert {"400", "401", "403", "404", "429"} <= set(create["responses"])
+    assert {"404", "429"} <= set(read["responses"])
+    # Open to anyone with the link; a bearer token is optional (organization links).
+    assert {} in read["security"] and {"bearerAuth": []} in read["security"]
 
 
 def _untyped(node, path="") -> list[str]:

@@ -2,6 +2,7 @@
 three providers' HTTP APIs give (the real SDKs parse them; respx serves them)."""
 
 import json
+import threading
 
 import httpx  # httpx2, aliased by tests/conftest.py
 import pytest
@@ -27,7 +28,23 @@ def _chat_settings(settings):
     settings.GEMINI_CHAT_MODEL = "gemini-2.5-flash"
     settings.OPENROUTER_CHAT_MODEL = "openai/gpt-4o-mini"
     settings.PROVIDER_TIMEOUT_SECONDS = 7.0
+    # An idle stream's keepalive comes quickly here (15 s in production).
+    settings.REPLY_KEEPALIVE_SECONDS = 0.2
     return settings
+
+
+@pytest.fixture(autouse=True)
+def _replies_finish_within_the_test():
+    """Streamed replies are generated on threads of their own, and what they store schedules
+    embedding jobs: all of them end before the test's database is flushed or rolled back."""
+    yield
+    from raptorflow import jobs
+
+    for thread in threading.enumerate():
+        if thread.name.startswith("reply-"):
+            thread.join(timeout=30)
+            assert not thread.is_alive(), f"{thread.name} is still generating"
+    jobs.in_process_worker().wait_until_idle()
 
 
 @pytest.fixture
@@ -131,8 +148,26 @@ class TrackedStream(httpx.SyncByteStream):
         return self.sent == len(self.chunks)
 
 
-def sse_response(chunks, **kwargs) -> tuple[httpx.Response, TrackedStream]:
-    stream = TrackedStream(chunks, **kwargs)
+class GatedStream(TrackedStream):
+    """A provider that sends `hold_at` chunks, then waits for `gate` (set by the test) before
+    the rest: a reply still being generated while the test looks at it."""
+
+    def __init__(self, chunks, *, hold_at: int, **kwargs):
+        super().__init__(chunks, **kwargs)
+        self.hold_at = hold_at
+        self.gate = threading.Event()
+        self.holding = threading.Event()
+
+    def __iter__(self):
+        for index, chunk in enumerate(super().__iter__()):
+            if index == self.hold_at:
+                self.holding.set()
+                assert self.gate.wait(30), "the test never opened the gate"
+            yield chunk
+
+
+def sse_response(chunks, *, hold_at=None, **kwargs) -> tuple[httpx.Response, TrackedStream]:
+    stream = TrackedStream(chunks, **kwargs) if hold_at is None else GatedStream(chunks, hold_at=hold_at, **kwargs)
     return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=stream), stream
 
 
@@ -172,14 +207,35 @@ def reply_url(conversation) -> str:
     return f"/api/conversations/{conversation.id}/reply"
 
 
-def parse_sse(raw: bytes) -> list[tuple[str, dict]]:
+def parse_sse_with_ids(raw: bytes) -> list[tuple[str, str, dict]]:
+    """(id, event, data) of each event; comment lines (keepalives) are skipped."""
     events = []
     for block in raw.decode().split("\n\n"):
-        if not block.strip():
+        lines = [line for line in block.split("\n") if line and not line.startswith(":")]
+        if not lines:
             continue
-        lines = dict(line.split(": ", 1) for line in block.split("\n"))
-        events.append((lines["event"], json.loads(lines["data"])))
+        fields = dict(line.split(": ", 1) for line in lines)
+        events.append((fields["id"], fields["event"], json.loads(fields["data"])))
     return events
+
+
+def parse_sse(raw: bytes) -> list[tuple[str, dict]]:
+    return [(event, data) for _, event, data in parse_sse_with_ids(raw)]
+
+
+def wait_until_ended(reply_id, timeout: float = 30) -> str:
+    """Blocks until the reply's generator wrote its last event; that event's name."""
+    import time
+
+    from rag.reply_events import event_log
+
+    deadline, after = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        for event in event_log().read(str(reply_id), after=after, block=0.5):
+            after = event.id
+            if event.terminal:
+                return event.event
+    raise AssertionError(f"reply {reply_id} did not end within {timeout}s")
 
 
 def sent_prompt(route) -> str:

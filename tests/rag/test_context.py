@@ -172,8 +172,11 @@ def test_embedding_provider_down_falls_back_to_recent_messages(owner_client, ope
 
 
 # What retrieval reads today, cold (conversation, messages, embeddings, cache write) and from
-# the cache: going through raptorflow.tenancy.scoped() must not add a query.
-COLD_RETRIEVAL_QUERIES, CACHED_RETRIEVAL_QUERIES = 15, 4
+# the cache: going through raptorflow.tenancy.scoped() must not add a query. One of each is
+# the state of the caller's readable documents (rag.document_context), part of the cache's
+# state so cached context never outlives a document change; with no readable document no
+# chunk search runs.
+COLD_RETRIEVAL_QUERIES, CACHED_RETRIEVAL_QUERIES = 16, 5
 
 
 def test_retrieval_through_scoped_reads_costs_no_extra_query(make_conversation, owner, org, embed):

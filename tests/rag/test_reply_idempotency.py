@@ -11,7 +11,15 @@ from django.db import close_old_connections
 
 from billing.models import Usage
 from conversations.models import Message
-from tests.rag.conftest import OPENAI_URL, openai_completion, openai_stream_chunks, parse_sse, reply_url, sse_response
+from tests.rag.conftest import (
+    OPENAI_URL,
+    openai_completion,
+    openai_stream_chunks,
+    parse_sse,
+    reply_url,
+    sse_response,
+    wait_until_ended,
+)
 
 HISTORY = [
     ("user", "Our product is a vegan protein bar for runners."),
@@ -223,29 +231,40 @@ def close_unread(response) -> None:
         request_finished.connect(close_old_connections)
 
 
-def test_a_stream_never_read_gives_its_reservation_and_key_back(owner_client, all_keys, respx_mock, history, org):
-    response_body, _ = sse_response(openai_stream_chunks(["Never ", "read."]))
-    respx_mock.post(OPENAI_URL).mock(return_value=response_body)
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_never_read_is_still_completed_and_its_reservation_settled(
+    owner_client, all_keys, respx_mock, history, org
+):
+    response_body, provider_body = sse_response(openai_stream_chunks(["Never ", "read."]), hold_at=2)
+    route = respx_mock.post(OPENAI_URL).mock(return_value=response_body)
     response = reply(owner_client, history, {"content": "Ideas?", "stream": True}, key="r-8")
-    assert reply_tokens_used(org) > 0
+    # The largest reply is held while it is generated.
+    assert reply_tokens_used(org) > 49
 
     close_unread(response)
+    provider_body.gate.set()
+    assert wait_until_ended(response["X-Reply-Id"]) == "done"
 
-    assert reply_tokens_used(org) == 0
-    # The key is free again: the retry generates the reply the first request never did.
-    respx_mock.post(OPENAI_URL).mock(return_value=httpx.Response(200, json=openai_completion("Now.")))
-    assert reply(owner_client, history, {"content": "Ideas?"}, key="r-8").status_code == 201
+    # Generated apart from the request: completed, stored, and settled at the reported usage.
+    assert reply_tokens_used(org) == 49
+    retry = reply(owner_client, history, {"content": "Ideas?"}, key="r-8")
+    assert retry.status_code == 200
+    assert retry.json()["message"]["content"] == "Never read."
+    assert route.call_count == 1
 
 
+@pytest.mark.django_db(transaction=True)
 def test_the_reservation_holds_the_largest_reply(owner_client, all_keys, respx_mock, history, org, settings):
     """Past what remains once the reply's largest size is held, the next reply is refused."""
     settings.CHAT_MAX_REPLY_TOKENS = 500
     settings.FREE_PLAN_REPLY_TOKENS = 400
-    response_body, _ = sse_response(openai_stream_chunks(["Slow ", "answer."], prompt_tokens=10, completion_tokens=2))
+    response_body, provider_body = sse_response(
+        openai_stream_chunks(["Slow ", "answer."], prompt_tokens=10, completion_tokens=2), hold_at=2
+    )
     respx_mock.post(OPENAI_URL).mock(return_value=response_body)
     streaming = reply(owner_client, history, {"content": "First?", "stream": True})
     chunks = iter(streaming.streaming_content)
-    next(chunks)  # the reply is under way, its reservation held
+    next(chunks)  # the reply is under way (held by the provider), its reservation held
 
     refused = reply(owner_client, history, {"content": "Second?"})
 
@@ -254,6 +273,7 @@ def test_the_reservation_holds_the_largest_reply(owner_client, all_keys, respx_m
     assert (error["code"], error["quota"], error["limit"]) == ("quota_exceeded", "reply_tokens", 400)
     assert "resets_at" in error
     assert not Message.objects.filter(conversation=history, content="Second?").exists()
+    provider_body.gate.set()
     list(chunks)
     assert reply_tokens_used(org) == 12
 
@@ -270,6 +290,7 @@ def _fail_mid_stream(owner_client, respx_mock, history, key):
     return route, events
 
 
+@pytest.mark.django_db(transaction=True)
 def test_retry_of_a_reply_that_failed_mid_stream_is_the_partial_marked_incomplete(
     owner_client, all_keys, respx_mock, history
 ):
@@ -289,6 +310,7 @@ def test_retry_of_a_reply_that_failed_mid_stream_is_the_partial_marked_incomplet
     assert route.call_count == 1
 
 
+@pytest.mark.django_db(transaction=True)
 def test_streamed_retry_of_a_reply_that_failed_mid_stream_ends_with_its_error(
     owner_client, all_keys, respx_mock, history
 ):

@@ -1,9 +1,13 @@
-"""POST /api/conversations/{id}/reply with stream: true — server-sent events from a sync
-generator: context first, deltas as they arrive, then done or error; partial replies kept."""
+"""POST /api/conversations/{id}/reply with stream: true — server-sent events, each with an id:
+context first (naming the reply), deltas as they arrive, then done or error. The reply is
+generated apart from the request (a worker thread here: the tests run on real transactions),
+so a client that disconnects stops nothing, and GET …/replies/{reply_id}/events resumes after
+Last-Event-ID; POST …/replies/{reply_id}/cancel stops it."""
 
 import httpx
 import pytest
 
+from billing.models import Usage
 from conversations.models import Message
 from tests.rag.conftest import (
     GEMINI_STREAM_URL,
@@ -12,10 +16,14 @@ from tests.rag.conftest import (
     gemini_stream_chunks,
     openai_stream_chunks,
     parse_sse,
+    parse_sse_with_ids,
     reply_url,
     sent_prompt,
     sse_response,
+    wait_until_ended,
 )
+
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
@@ -39,6 +47,20 @@ def disconnect(response) -> None:
 
 def read_events(response) -> list[tuple[str, dict]]:
     return parse_sse(b"".join(response.streaming_content))
+
+
+def events_url(conversation, reply_id, action="events") -> str:
+    return f"/api/conversations/{conversation.id}/replies/{reply_id}/{action}"
+
+
+def next_event(chunks) -> tuple[str, str, dict]:
+    """The next event of a stream being read, skipping keepalive comments."""
+    for chunk in chunks:
+        events = parse_sse_with_ids(chunk)
+        if events:
+            (event,) = events
+            return event
+    raise AssertionError("the stream ended")
 
 
 @pytest.mark.parametrize(
@@ -66,8 +88,12 @@ def test_stream_sends_context_deltas_done_for_each_provider(
     assert response["Content-Type"].startswith("text/event-stream")
     assert response["X-Accel-Buffering"] == "no"
     assert response["Cache-Control"] == "no-cache"
-    events = read_events(response)
+    with_ids = parse_sse_with_ids(b"".join(response.streaming_content))
+    events = [(name, data) for _, name, data in with_ids]
     assert [name for name, _ in events] == ["context", "delta", "delta", "delta", "done"]
+    # Every event has an id, growing; the first event and a header name the reply.
+    assert [event_id for event_id, _, _ in with_ids] == ["1", "2", "3", "4", "5"]
+    assert events[0][1]["reply_id"] == response["X-Reply-Id"]
     context = events[0][1]
     assert context["user_message"]["content"] == "Ideas for the launch?"
     assert {item["snippet"] for item in context["context"]} == {
@@ -88,42 +114,171 @@ def test_stream_sends_context_deltas_done_for_each_provider(
 
 
 def test_first_delta_reaches_client_before_provider_sends_last_chunk(owner_client, all_keys, respx_mock, history):
-    response_body, provider_body = sse_response(openai_stream_chunks(["One ", "two ", "three ", "four."]))
+    response_body, provider_body = sse_response(openai_stream_chunks(["One ", "two ", "three ", "four."]), hold_at=2)
     respx_mock.post(OPENAI_URL).mock(return_value=response_body)
 
     response = stream_reply(owner_client, history)
     chunks = iter(response.streaming_content)
-    first = parse_sse(next(chunks))
-    second = parse_sse(next(chunks))
+    first, second = next_event(chunks), next_event(chunks)
 
-    assert [name for name, _ in first + second] == ["context", "delta"]
-    assert second[0][1]["text"] == "One "
+    assert [name for _, name, _ in (first, second)] == ["context", "delta"]
+    assert second[2]["text"] == "One "
     assert not provider_body.finished
+    # While the provider is silent the stream stays open with comment lines.
+    assert next(chunks) == b": keepalive\n\n"
+    provider_body.gate.set()
     rest = parse_sse(b"".join(chunks))
     assert rest[-1][0] == "done"
     assert provider_body.finished
 
 
-def test_client_disconnect_mid_stream_stores_partial_reply_as_incomplete(owner_client, all_keys, respx_mock, history):
-    response_body, provider_body = sse_response(openai_stream_chunks(["Half ", "of ", "the ", "answer."]))
+def test_client_disconnect_mid_stream_does_not_stop_the_reply(owner_client, all_keys, respx_mock, history, org):
+    response_body, provider_body = sse_response(openai_stream_chunks(["Half ", "of ", "the ", "answer."]), hold_at=3)
     respx_mock.post(OPENAI_URL).mock(return_value=response_body)
 
     response = stream_reply(owner_client, history)
     chunks = iter(response.streaming_content)
-    next(chunks)  # context
-    next(chunks)  # first delta
-    next(chunks)  # second delta
+    next_event(chunks)  # context
+    next_event(chunks)  # first delta
+    next_event(chunks)  # second delta
     disconnect(response)
+    provider_body.gate.set()
 
-    assert not provider_body.finished
-    user_message, partial = Message.objects.filter(conversation=history).order_by("sequence")[2:]
+    assert wait_until_ended(response["X-Reply-Id"]) == "done"
+    assert provider_body.finished
+    user_message, reply = Message.objects.filter(conversation=history).order_by("sequence")[2:]
     assert (user_message.role, user_message.content) == ("user", "Ideas for the launch?")
-    assert (partial.role, partial.content) == ("assistant", "Half of ")
-    assert partial.generation["status"] == "incomplete"
-    assert partial.generation["reply_to"] == str(user_message.id)
-    assert partial.generation["usage"]["estimated"] is True
-    assert partial.generation["error"]["code"] == "client_disconnected"
-    assert "disconnected" in partial.generation["error"]["message"]
+    assert (reply.role, reply.content) == ("assistant", "Half of the answer.")
+    assert reply.generation["status"] == "complete"
+    assert reply.generation["usage"] == {
+        "prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49, "estimated": False
+    }
+    # The reservation was settled with the provider's usage.
+    assert Usage.objects.get(organization=org).reply_tokens == 49
+
+
+def test_a_cut_stream_resumes_after_last_event_id_with_every_remaining_event_once(
+    owner_client, all_keys, respx_mock, history
+):
+    deltas = ["Run ", "club ", "tastings ", "at ", "dawn, ", "then ", "a ", "podcast."]
+    response_body, provider_body = sse_response(openai_stream_chunks(deltas), hold_at=4)
+    respx_mock.post(OPENAI_URL).mock(return_value=response_body)
+
+    response = stream_reply(owner_client, history)
+    reply_id = response["X-Reply-Id"]
+    chunks = iter(response.streaming_content)
+    received = [next_event(chunks) for _ in range(3)]  # context and two deltas
+    disconnect(response)
+    last_id = received[-1][0]
+
+    resumed = owner_client.get(events_url(history, reply_id), HTTP_LAST_EVENT_ID=last_id)
+    assert resumed.status_code == 200
+    assert resumed["Content-Type"].startswith("text/event-stream")
+    assert resumed["X-Accel-Buffering"] == "no"
+    resumed_chunks = iter(resumed.streaming_content)
+    # What was generated while the client was away comes first, then the rest live.
+    rest = [next_event(resumed_chunks)]
+    assert rest[0][2] == {"text": "tastings "}
+    provider_body.gate.set()
+    rest += parse_sse_with_ids(b"".join(resumed_chunks))
+
+    events = received + rest
+    ids = [int(event_id) for event_id, _, _ in events]
+    assert ids == list(range(1, len(events) + 1))  # each event exactly once, in order
+    assert [name for _, name, _ in events] == ["context"] + ["delta"] * len(deltas) + ["done"]
+    assert "".join(data["text"] for _, name, data in events if name == "delta") == "".join(deltas)
+    stored = Message.objects.get(id=events[-1][2]["message"]["id"])
+    assert (stored.content, stored.generation["status"]) == ("".join(deltas), "complete")
+    # Resuming a finished reply from the start gives the same events again.
+    again = parse_sse_with_ids(b"".join(owner_client.get(events_url(history, reply_id)).streaming_content))
+    assert again == events
+
+
+def test_cancel_stores_what_was_sent_as_cancelled(owner_client, all_keys, respx_mock, history, org):
+    response_body, provider_body = sse_response(openai_stream_chunks(["Keep ", "this ", "not ", "this."]), hold_at=3)
+    respx_mock.post(OPENAI_URL).mock(return_value=response_body)
+    response = stream_reply(owner_client, history)
+    reply_id = response["X-Reply-Id"]
+    chunks = iter(response.streaming_content)
+    assert [next_event(chunks)[1] for _ in range(3)] == ["context", "delta", "delta"]
+
+    cancelled = owner_client.post(events_url(history, reply_id, "cancel"))
+    provider_body.gate.set()
+    rest = parse_sse(b"".join(chunks))
+
+    assert cancelled.status_code == 202
+    assert cancelled.json() == {"reply_id": reply_id, "status": "cancelling"}
+    assert [name for name, _ in rest] == ["error"]
+    error = rest[0][1]
+    assert error["code"] == "cancelled"
+    stored = Message.objects.get(id=error["partial_message"]["id"])
+    assert stored.content == "Keep this "
+    assert stored.generation["status"] == "cancelled"
+    assert stored.generation["usage"]["estimated"] is True
+    # The reservation is settled with the estimate of what was written, not held.
+    assert Usage.objects.get(organization=org).reply_tokens == stored.generation["usage"]["total_tokens"]
+    again = owner_client.post(events_url(history, reply_id, "cancel"))
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "reply_finished"
+
+
+def test_a_retry_with_the_same_key_while_generating_attaches_to_its_events(
+    owner_client, all_keys, respx_mock, history
+):
+    response_body, provider_body = sse_response(openai_stream_chunks(["Only ", "once."]), hold_at=2)
+    route = respx_mock.post(OPENAI_URL).mock(return_value=response_body)
+    headers = {"HTTP_IDEMPOTENCY_KEY": "attach-1"}
+    first = stream_reply(owner_client, history, **headers)
+    first_chunks = iter(first.streaming_content)
+    next_event(first_chunks)
+
+    retry = stream_reply(owner_client, history, **headers)
+    as_json = owner_client.post(reply_url(history), {"content": "Ideas for the launch?"}, format="json", **headers)
+    other_body = stream_reply(owner_client, history, content="Another question", **headers)
+    provider_body.gate.set()
+
+    assert retry.status_code == 200
+    assert retry["X-Reply-Id"] == first["X-Reply-Id"]
+    assert parse_sse_with_ids(b"".join(retry.streaming_content))[-1][1] == "done"
+    assert as_json.status_code == 409 and as_json.json()["error"]["code"] == "in_progress"
+    assert other_body.status_code == 409 and other_body.json()["error"]["code"] == "idempotency_key_reused"
+    disconnect(first)
+    assert route.call_count == 1
+    assert Message.objects.filter(conversation=history).count() == 4
+
+
+def test_outsider_and_teammate_cannot_attach_resume_or_cancel(
+    owner_client, outsider_client, teammate_client, all_keys, respx_mock, history
+):
+    response_body, provider_body = sse_response(openai_stream_chunks(["Private ", "plan."]), hold_at=2)
+    respx_mock.post(OPENAI_URL).mock(return_value=response_body)
+    response = stream_reply(owner_client, history)
+    reply_id = response["X-Reply-Id"]
+
+    for client in (outsider_client, teammate_client):
+        assert client.get(events_url(history, reply_id)).status_code == 404
+        assert client.post(events_url(history, reply_id, "cancel")).status_code == 404
+    provider_body.gate.set()
+    assert read_events(response)[-1][0] == "done"
+    assert Message.objects.get(conversation=history, sequence=4).generation["status"] == "complete"
+
+
+def test_unknown_reply_another_conversation_and_bad_last_event_id(
+    owner_client, all_keys, respx_mock, history, make_conversation
+):
+    response_body, _ = sse_response(openai_stream_chunks(["Done."]))
+    respx_mock.post(OPENAI_URL).mock(return_value=response_body)
+    response = stream_reply(owner_client, history)
+    reply_id = response["X-Reply-Id"]
+    read_events(response)
+    other = make_conversation(title="Other")
+
+    assert owner_client.get(events_url(history, "7f1f0b8e-3f1e-4a7e-9a53-0a3d1e1b2c3d")).status_code == 404
+    assert owner_client.get(events_url(other, reply_id)).status_code == 404
+    assert owner_client.post(events_url(other, reply_id, "cancel")).status_code == 404
+    bad = owner_client.get(events_url(history, reply_id), HTTP_LAST_EVENT_ID="not-an-id")
+    assert bad.status_code == 400
+    assert "Last-Event-ID" in bad.json()["error"]["fields"]
 
 
 def test_provider_failure_mid_stream_sends_error_and_keeps_partial(owner_client, all_keys, respx_mock, history):

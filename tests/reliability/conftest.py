@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 import pytest
 from django.core import signals
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import close_old_connections
 
 from accounts.models import Membership
 from accounts.services import domain_claim_create, invitation_create
 from accounts.tokens import mint_tokens
 from conversations.services import conversation_create, message_create
+from documents.services import document_upload
 from search.services import embedding_store
 
 
@@ -32,6 +34,11 @@ class ApiData:
     invitation_id: str
     domain_claim_id: str
     organization_id: str
+    document_id: str
+    # A user message of the conversation (edit, regenerate and activate name one) and a
+    # reply id that names no reply (its events and cancel answer 404 past validation).
+    message_id: str = ""
+    reply_id: str = ""
 
 
 @pytest.fixture
@@ -61,12 +68,24 @@ def in_process_wsgi(db):
 
 
 @pytest.fixture
-def api_data(in_process_wsgi, unconfigured_third_parties, owner, org, teammate) -> ApiData:
+def documents_in_tmp(settings, tmp_path):
+    """Uploaded files under the test's temporary directory."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "documents": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "documents"), "base_url": None},
+        },
+    }
+
+
+@pytest.fixture
+def api_data(in_process_wsgi, unconfigured_third_parties, documents_in_tmp, owner, org, teammate) -> ApiData:
     return _api_data(owner, org, teammate, embedded=True)
 
 
 @pytest.fixture
-def api_data_unembedded(in_process_wsgi, unconfigured_third_parties, owner, org, teammate) -> ApiData:
+def api_data_unembedded(in_process_wsgi, unconfigured_third_parties, documents_in_tmp, owner, org, teammate) -> ApiData:
     """api_data without computing a vector (a second of CPU each time): its embedding_id
     names no row. For the tests that never get past validation."""
     return _api_data(owner, org, teammate, embedded=False)
@@ -86,6 +105,10 @@ def _api_data(owner, org, teammate, *, embedded: bool) -> ApiData:
     actor = Membership.objects.get(organization=org, user=owner)
     invitation = invitation_create(actor=actor, email="ivy@acme.test", role="member")
     claim = domain_claim_create(actor=actor, domain="acme.test")
+    document, _ = document_upload(
+        user=owner, organization=org, uploaded=SimpleUploadedFile("brief.md", b"# Brief\n\nLaunch in Q4."),
+        title="Q4 brief", visibility="organization",
+    )
     return ApiData(
         token=mint_tokens(owner, org)["access"],
         conversation_id=str(conversation.id),
@@ -95,4 +118,7 @@ def _api_data(owner, org, teammate, *, embedded: bool) -> ApiData:
         invitation_id=str(invitation.id),
         domain_claim_id=str(claim.id),
         organization_id=str(org.id),
+        document_id=str(document.id),
+        message_id=str(messages[0].id),
+        reply_id=str(uuid.uuid4()),
     )

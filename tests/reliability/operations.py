@@ -91,10 +91,13 @@ def body_properties(operation: Operation) -> dict:
 
 PATH_VALUES = {
     ("/api/conversations/", "id"): "conversation_id",
+    ("/api/conversations/", "message_id"): "message_id",
+    ("/api/conversations/", "reply_id"): "reply_id",
     ("/api/search/embeddings/", "id"): "embedding_id",
     ("/api/organizations/current/members/", "user_id"): "teammate_id",
     ("/api/organizations/current/invitations/", "id"): "invitation_id",
     ("/api/organizations/current/domains/", "id"): "domain_claim_id",
+    ("/api/documents/", "id"): "document_id",
 }
 
 

@@ -47,6 +47,9 @@ SINGLE_ROW_LISTS = {
     "/api/organizations/current/domains",
     "/api/organizations/current/invitations",
     "/api/organizations/current/provider-keys",
+    # One document (still pending: its chunks are not written yet).
+    "/api/documents",
+    "/api/documents/{id}/chunks",
 }
 MULTI_PAGE_LISTS = [op for op in LIST_OPERATIONS if op.path not in SINGLE_ROW_LISTS]
 CHECKED_OPERATIONS = [op for op in operations() if (op.method, op.path) not in UNCHECKED_QUERY]
@@ -330,7 +333,10 @@ def test_unknown_query_parameter_is_a_400_naming_it(client, api_data, operation)
     assert error["fields"]["conversation_idd"] == ["Unknown query parameter."]
 
 
-_ID_ATTRIBUTES = ["conversation_id", "embedding_id", "teammate_id", "invitation_id", "domain_claim_id"]
+_ID_ATTRIBUTES = [
+    "conversation_id", "embedding_id", "teammate_id", "invitation_id", "domain_claim_id", "document_id",
+    "message_id", "reply_id",
+]
 
 
 @pytest.mark.parametrize("operation", CHECKED_OPERATIONS, ids=str)

@@ -51,7 +51,9 @@ def test_seed_curl_example_generate_embedding_then_search_for_similar_messages(o
     assert response.status_code == 200
     results = response.json()["results"]
     assert len(results) == 3
-    assert set(results[0]) == {"message_id", "conversation_id", "role", "content", "similarity", "created_at"}
+    assert set(results[0]) == {
+        "message_id", "conversation_id", "role", "content", "similarity", "created_at", "on_active_branch"
+    }
     assert all(hit["conversation_id"] == str(conversation.id) for hit in results)
     similarities = [hit["similarity"] for hit in results]
     assert similarities == sorted(similarities, reverse=True)

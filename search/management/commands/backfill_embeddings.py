@@ -3,7 +3,9 @@
     manage.py backfill_embeddings [--org ID] [--conversation ID] [--model NAME]
                                   [--batch-size 64] [--limit N] [--dry-run]
 
-Resumable (run it again after an interruption: it continues with what is missing),
+Document chunks are covered too (after the messages, through the embeddings_backfill hook
+point that the documents app fills in). Resumable (run it again after an interruption: it
+continues with what is missing),
 idempotent (never a second vector for a message and model), skips messages whose
 embedding was deleted on purpose, shows a progress bar with rate and ETA and ends with a
 summary. Use it after a provider outage, or to embed messages from before search existed.
@@ -11,6 +13,7 @@ summary. Use it after a provider outage, or to embed messages from before search
 
 from django.core.management.base import BaseCommand, CommandError
 
+from raptorflow import hooks
 from raptorflow.errors import DomainError
 from search import vector_index
 from search.backfill import run_backfill
@@ -55,3 +58,11 @@ class Command(BaseCommand):
         self.stdout.write(f"Backfill {summary.describe()}")
         if summary.error:
             raise CommandError(f"Backfill stopped: {summary.error} Run it again to resume.")
+        if options["conversation_id"] is None:
+            try:
+                for line in hooks.embeddings_backfill(
+                    spec=spec, batch_size=options["batch_size"], organization_id=options["organization_id"]
+                ):
+                    self.stdout.write(line)
+            except DomainError as exc:
+                raise CommandError(f"Backfill stopped: {exc.detail} Run it again to resume.") from exc

@@ -2,7 +2,8 @@
 
     manage.py reindex_embeddings --model NEW [--provider P] [--dimensions N] [--batch-size 64] [--keep-old]
 
-1. embeds every message with NEW beside the current vectors (search keeps serving the old
+1. embeds every message (and, through the embeddings_backfill hook point, every document
+   chunk) with NEW beside the current vectors (search keeps serving the old
    model meanwhile; resumable like backfill_embeddings),
 2. creates NEW's partial HNSW index (CONCURRENTLY), and NEW's partial index of every large
    tenant (search.tenant_indexes),
@@ -16,6 +17,7 @@ EMBEDDING_PROVIDER / EMBEDDING_MODEL to match afterwards so the settings say wha
 
 from django.core.management.base import BaseCommand, CommandError
 
+from raptorflow import hooks
 from raptorflow.errors import DomainError
 from search import services, tenant_indexes, vector_index
 from search.backfill import run_backfill
@@ -53,6 +55,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{step.capitalize()}: {summary.describe()}")
             if summary.error:
                 raise CommandError(f"Reindex stopped before switching: {summary.error} Run it again to resume.")
+            self._other_tables(new, options["batch_size"], before_switch=True)
 
         services.active_model_switch(spec=new)
         self.stdout.write(self.style.SUCCESS(f"Search now uses {new.model}."))
@@ -65,9 +68,24 @@ class Command(BaseCommand):
                 f"Switched, but some messages are not embedded yet: {summary.error} "
                 "Run backfill_embeddings to finish; the old vectors were kept."
             )
+        self._other_tables(new, options["batch_size"], before_switch=False)
         if options["keep_old"] or old.model == new.model:
             return
         dropped = services.embeddings_drop_other_models(keep_model=new.model)
+        dropped += sum(hooks.embeddings_dropping(keep_model=new.model))
         self.stdout.write(f"Dropped {dropped} vectors of other models and their indexes.")
         for line in tenant_indexes.reconcile(model=new.model, dimensions=new.dimensions, build_now=True):
             self.stdout.write(f"Tenant index: {line}")
+
+    def _other_tables(self, spec, batch_size: int, *, before_switch: bool) -> None:
+        """The other embedded tables (document chunks), through the embeddings_backfill hook."""
+        try:
+            for line in hooks.embeddings_backfill(spec=spec, batch_size=batch_size, organization_id=None):
+                self.stdout.write(line)
+        except DomainError as exc:
+            if before_switch:
+                raise CommandError(f"Reindex stopped before switching: {exc.detail} Run it again to resume.") from exc
+            raise CommandError(
+                f"Switched, but some document chunks are not embedded yet: {exc.detail} "
+                "Run backfill_embeddings to finish; the old vectors were kept."
+            ) from exc

@@ -1,0 +1,247 @@
+"""Knowledge base benchmark, on a database of its own (raptorflow_bench_documents).
+
+    .venv/bin/python bench/documents.py                      # every part
+    .venv/bin/python bench/documents.py --parts ingest       # ingestion only
+    .venv/bin/python bench/documents.py --chunks 100000 --parts search
+
+- ingest: end to end (upload through documents.services → processing job → searchable) for
+  one PDF of --pages pages (made with pypdf, ~120 words a page) and for --small-documents
+  small Markdown documents; pages/s, documents/s and chunks/s with the local model.
+- search: --chunks synthetic 384-d chunk vectors (clustered, unit length) readable by one
+  caller, in the real documents_chunkembedding table with its per-model HNSW index;
+  documents.selectors.rank_chunks (search's plan: HNSW with iterative scans above
+  SEARCH_EXACT_MAX_ROWS) p50/p95 and recall@10 against exact search.
+- rag: retrieve_context + augment_prompt for a caller with a conversation and the ingested
+  documents in the budget, p50/p95, with and without the query embedding.
+"""
+
+import argparse
+import asyncio
+import io
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import percentiles, print_table, setup_django, write_results  # noqa: E402
+
+WORDS = [
+    "brand", "campaign", "audience", "launch", "budget", "channel", "creative", "funnel", "conversion",
+    "retention", "pricing", "positioning", "message", "persona", "runner", "protein", "vegan", "podcast",
+    "newsletter", "social", "paid", "organic", "sponsorship", "event", "metric", "quarter", "growth", "churn",
+    "signup", "referral", "partner", "agency", "review",
+]
+
+
+def prose(rng, words: int) -> str:
+    picked = rng.choice(WORDS, size=words)
+    sentences = [" ".join(picked[i : i + 12]).capitalize() + "." for i in range(0, words, 12)]
+    return " ".join(sentences)
+
+
+def make_pdf(pages: list[str]) -> bytes:
+    sys.path.insert(0, str(ROOT))
+    from tests.documents.files import make_pdf as build
+
+    return build(pages)
+
+
+class Upload(io.BytesIO):
+    def __init__(self, name: str, content: bytes):
+        super().__init__(content)
+        self.name = name
+        self.size = len(content)
+
+    def chunks(self, chunk_size=1 << 20):
+        self.seek(0)
+        while block := self.read(chunk_size):
+            yield block
+
+
+def ingest(user, organization, name: str, content: bytes):
+    from documents import services
+    from documents.models import Document
+
+    document, _ = services.document_upload(user=user, organization=organization, uploaded=Upload(name, content),
+                                           title=name, visibility="organization")
+    services.unscoped_document_ingest(document_id=document.pk, generation=document.processing_generation)
+    return Document.objects.get(pk=document.pk)
+
+
+def bench_ingest(user, organization, args, rng) -> dict:
+    from documents import services
+
+    services._schedule = lambda document: None  # processing is timed here, in this thread
+    ingest(user, organization, "warm-up.md", b"# Warm up\n\nLoads the model and the tokenizer.")
+    content = make_pdf([prose(rng, 120) for _ in range(args.pages)])
+    started = time.perf_counter()
+    document = ingest(user, organization, "report.pdf", content)
+    pdf_seconds = time.perf_counter() - started
+    assert document.status == "ready", document.error
+
+    chunks = 0
+    started = time.perf_counter()
+    for index in range(args.small_documents):
+        body = f"# Note {index}\n\n{prose(rng, 80)}\n".encode()
+        chunks += ingest(user, organization, f"note-{index}.md", body).chunks_total
+    small_seconds = time.perf_counter() - started
+    rows = [
+        {"input": f"PDF, {args.pages} pages ({len(content) // 1024} KB)", "seconds": round(pdf_seconds, 2),
+         "per_s": f"{args.pages / pdf_seconds:.1f} pages/s", "chunks": document.chunks_total,
+         "chunks_per_s": round(document.chunks_total / pdf_seconds, 1)},
+        {"input": f"{args.small_documents} small Markdown documents", "seconds": round(small_seconds, 2),
+         "per_s": f"{args.small_documents / small_seconds:.1f} documents/s", "chunks": chunks,
+         "chunks_per_s": round(chunks / small_seconds, 1)},
+    ]
+    print_table("Ingestion end to end (upload → searchable), local model", rows,
+                ["input", "seconds", "per_s", "chunks", "chunks_per_s"])
+    return {"ingest": rows}
+
+
+def bench_search(user, organization, args, rng) -> dict:
+    from django.db import connection, transaction
+
+    from documents import vector_index
+    from documents.models import ChunkEmbedding, Document, DocumentChunk
+    from documents.selectors import rank_chunks
+    from search.providers import active_spec
+
+    spec = active_spec()
+    centers = rng.standard_normal((64, 384)).astype(np.float32)
+    documents = max(1, args.chunks // 200)
+    print(f"inserting {args.chunks} chunk vectors in {documents} documents…", flush=True)
+    with transaction.atomic():
+        rows = [Document(organization=organization, owner=user, title=f"Synthetic {i}", visibility="organization",
+                         filename=f"s{i}.txt", kind="text", content_type="text/plain", size_bytes=1,
+                         sha256=uuid.uuid4().hex * 2, file=f"synthetic/{i}", status="ready")
+                for i in range(documents)]
+        Document.objects.bulk_create(rows)
+    made = 0
+    while made < args.chunks:
+        batch = min(5000, args.chunks - made)
+        vectors = centers[rng.integers(0, len(centers), batch)] + 0.35 * rng.standard_normal((batch, 384))
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        with transaction.atomic():
+            chunks = DocumentChunk.objects.bulk_create(
+                DocumentChunk(document=rows[(made + i) % documents], organization=organization, owner=user,
+                              visibility="organization", index=(made + i) // documents, text="synthetic",
+                              char_start=0, char_end=9, token_count=1)
+                for i in range(batch)
+            )
+            ChunkEmbedding.objects.bulk_create(
+                ChunkEmbedding(chunk=chunk, document_id=chunk.document_id, organization=organization, owner=user,
+                               visibility="organization", model=spec.model, dimensions=spec.dimensions,
+                               embedding=vector.tolist())
+                for chunk, vector in zip(chunks, vectors, strict=True)
+            )
+        made += batch
+    started = time.perf_counter()
+    vector_index.drop_index(spec.model)
+    vector_index.ensure_index(spec.model, spec.dimensions)
+    build_seconds = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE documents_chunkembedding")
+
+    queries = centers[rng.integers(0, len(centers), args.queries)] + 0.35 * rng.standard_normal((args.queries, 384))
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    latencies, recalls, plan = [], [], ""
+    for query in queries:
+        vector = query.tolist()
+        started = time.perf_counter()
+        hits, plan = rank_chunks(user=user, organization=organization, query="", query_vector=vector,
+                                 model=spec.model, limit=10)
+        latencies.append((time.perf_counter() - started) * 1000)
+        exact, _ = rank_chunks(user=user, organization=organization, query="", query_vector=vector,
+                               model=spec.model, limit=10, document_ids=[str(d.pk) for d in rows])
+        truth = {hit.chunk_id for hit in exact}
+        recalls.append(len(truth & {hit.chunk_id for hit in hits}) / max(1, len(truth)))
+    row = {"chunks": args.chunks, "plan": plan, **percentiles(latencies),
+           "recall@10": round(float(np.mean(recalls)), 3), "hnsw_build_s": round(build_seconds, 1)}
+    print_table("Document search (rank_chunks, vector mode, top 10)", [row],
+                ["chunks", "plan", "count", "p50_ms", "p95_ms", "recall@10", "hnsw_build_s"])
+    return {"search": row}
+
+
+def bench_rag(user, organization, args, rng) -> dict:
+    from django.utils import timezone
+
+    from conversations.models import Conversation, Message
+    from rag.pipeline import get_rag_pipeline
+    from raptorflow import metrics
+
+    def embedding_seconds() -> float:
+        return sum(
+            sample.value for metric in metrics.EMBEDDING_SECONDS.collect() for sample in metric.samples
+            if sample.name.endswith("_sum")
+        )
+
+    conversation = Conversation.objects.create(organization=organization, owner=user, title="bench",
+                                               agent_type="strategy", message_count=40, activity_at=timezone.now())
+    Message.objects.bulk_create(
+        Message(conversation=conversation, organization=organization, owner=user,
+                role="user" if i % 2 == 0 else "assistant", content=prose(rng, 30), sequence=i + 1)
+        for i in range(40)
+    )
+    pipeline = get_rag_pipeline(user=user, organization=organization)
+
+    async def one(query: str):
+        context = await pipeline.retrieve_context(query=query, conversation_id=conversation.id)
+        return await pipeline.augment_prompt(query=query, context=context)
+
+    asyncio.run(one("warm up"))
+    totals, embeddings, used = [], [], []
+    for index in range(args.queries):
+        before = embedding_seconds()
+        started = time.perf_counter()
+        augmented = asyncio.run(one(f"How should we split the {WORDS[index % len(WORDS)]} budget, take {index}?"))
+        totals.append((time.perf_counter() - started) * 1000)
+        embeddings.append((embedding_seconds() - before) * 1000)
+        used.append(len(augmented.chunks))
+    excluding = [total - embedded for total, embedded in zip(totals, embeddings, strict=True)]
+    rows = [
+        {"measure": "retrieve_context + augment_prompt", **percentiles(totals)},
+        {"measure": "  excluding the query embedding", **percentiles(excluding)},
+    ]
+    print_table("RAG augmentation with documents in the budget", rows, ["measure", "count", "p50_ms", "p95_ms"])
+    print(f"document chunks in the prompt: {min(used)}–{max(used)}")
+    return {"rag": {"total_ms": percentiles(totals), "excluding_embedding_ms": percentiles(excluding)}}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", default="ingest,search,rag")
+    parser.add_argument("--pages", type=int, default=100)
+    parser.add_argument("--small-documents", type=int, default=1000)
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+
+    setup_django("raptorflow_bench_documents")
+    from django.conf import settings
+
+    from accounts.services import user_create_with_personal_organization
+
+    settings.STORAGES["documents"]["OPTIONS"]["location"] = str(ROOT / ".data" / "bench-documents")
+    rng = np.random.default_rng(16)
+    user = user_create_with_personal_organization(email=f"documents-bench-{time.time_ns()}@example.com")
+    organization = user.default_organization
+    results = {}
+    if "ingest" in parts:
+        results |= bench_ingest(user, organization, args, rng)
+    if "rag" in parts:
+        results |= bench_rag(user, organization, args, rng)
+    if "search" in parts:
+        # A caller of their own: exactly the synthetic chunks are readable.
+        searcher = user_create_with_personal_organization(email=f"documents-search-{time.time_ns()}@example.com")
+        results |= bench_search(searcher, searcher.default_organization, args, rng)
+    write_results("documents", {"args": vars(args), **results})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+export { createRaptorFlowClient } from "./client.js";
+export type { RaptorFlowClient, RaptorFlowClientOptions, ReplyInput, TokenResponse } from "./client.js";
+export { RaptorFlowError, unwrap } from "./errors.js";
+export { paginate } from "./paginate.js";
+export type { Page } from "./paginate.js";
+export { readServerSentEvents } from "./sse.js";
+export type { RawServerSentEvent } from "./sse.js";
+export { replyStream } from "./stream.js";
+export type { ReplyEvent, ReplyEventName, ReplyEventOf, ReplyStream, ReplyStreamState } from "./stream.js";
+export { localStorageTokenStore, memoryTokenStore } from "./tokens.js";
+export type { TokenPair, TokenStore } from "./tokens.js";
+export type { components, operations, paths } from "./schema.js";
+
+import type { components } from "./schema.js";
+type Schemas = components["schemas"];
+export type Conversation = Schemas["Conversation"];
+export type Message = Schemas["Message"];
+export type SearchHit = Schemas["SearchHit"];
+export type Reply = Schemas["Reply"];
+export type User = Schemas["User"];
