@@ -160,6 +160,12 @@ SERVER_ONLY_KNOWLEDGE = {
     "POST /api/search/batch-embed": "exactly one of message_ids and conversation_id",
     # Not yet stated in the schema (found by this check; the schema should say them):
     "PUT /api/organizations/current/provider-keys/{provider}": "an API key holds no whitespace",
+    # A tag is printable text with something besides spaces (conversations/tags.py,
+    # str.isprintable): Unicode's categories, which an OpenAPI pattern cannot name.
+    "POST /api/conversations": "each tag is printable and not blank",
+    "PATCH /api/conversations/{id}": "each tag is printable and not blank",
+    # The type is sniffed from the file's bytes (documents/sniffing.py): 415 for anything else.
+    "POST /api/documents": "the file's bytes are a PDF, DOCX, PPTX, HTML, Markdown, text or CSV",
 }
 
 
