@@ -11,6 +11,9 @@ embedded server); the long runs are `bench/soak.py` and `bench/reliability.py`.
 import uuid
 from dataclasses import dataclass
 
+# Imported here, before any background thread of a test can import it first: a module
+# imported by two threads at once can be seen half-initialized by one of them.
+import numpy  # noqa: F401
 import pytest
 from django.core import signals
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -20,6 +23,7 @@ from accounts.models import Membership
 from accounts.services import domain_claim_create, invitation_create
 from accounts.tokens import mint_tokens
 from conversations.services import conversation_create, message_create
+from conversations.shares import share_create
 from documents.services import document_upload
 from search.services import embedding_store
 
@@ -39,6 +43,7 @@ class ApiData:
     # reply id that names no reply (its events and cancel answer 404 past validation).
     message_id: str = ""
     reply_id: str = ""
+    share_id: str = ""
 
 
 @pytest.fixture
@@ -109,6 +114,9 @@ def _api_data(owner, org, teammate, *, embedded: bool) -> ApiData:
         user=owner, organization=org, uploaded=SimpleUploadedFile("brief.md", b"# Brief\n\nLaunch in Q4."),
         title="Q4 brief", visibility="organization",
     )
+    # Two: the list's next page has a row.
+    share, _ = share_create(conversation=conversation, organization=org, scope="organization")
+    share_create(conversation=conversation, organization=org, scope="organization")
     return ApiData(
         token=mint_tokens(owner, org)["access"],
         conversation_id=str(conversation.id),
@@ -121,4 +129,5 @@ def _api_data(owner, org, teammate, *, embedded: bool) -> ApiData:
         document_id=str(document.id),
         message_id=str(messages[0].id),
         reply_id=str(uuid.uuid4()),
+        share_id=str(share.id),
     )

@@ -93,6 +93,7 @@ PATH_VALUES = {
     ("/api/conversations/", "id"): "conversation_id",
     ("/api/conversations/", "message_id"): "message_id",
     ("/api/conversations/", "reply_id"): "reply_id",
+    ("/api/conversations/", "share_id"): "share_id",
     ("/api/search/embeddings/", "id"): "embedding_id",
     ("/api/organizations/current/members/", "user_id"): "teammate_id",
     ("/api/organizations/current/invitations/", "id"): "invitation_id",
