@@ -40,7 +40,9 @@ def test_a_message_past_the_quota_is_402_with_nothing_written(owner_client, org,
     assert error["limit"] == 2
     assert error["resets_at"] == current.period_end.isoformat().replace("+00:00", "Z")
     assert "2 messages" in error["message"]
-    assert list(Message.objects.filter(conversation=conversation).values_list("content", flat=True)) == ["one", "two"]
+    assert list(
+        Message.objects.filter(conversation=conversation).order_by("sequence").values_list("content", flat=True)
+    ) == ["one", "two"]
     conversation.refresh_from_db()
     assert conversation.message_count == 2
     assert Usage.objects.get(organization=org).messages == 2

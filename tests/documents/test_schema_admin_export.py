@@ -17,7 +17,7 @@ OPERATIONS = {
     ("/api/documents", "get"): ("200", "PaginatedDocumentList", None, ()),
     ("/api/documents", "post"): ("201", "Document", None, ("402", "413", "415")),
     ("/api/documents/{id}", "get"): ("200", "Document", None, ("404",)),
-    ("/api/documents/{id}", "patch"): ("200", "Document", "PatchedDocumentUpdateInputRequest", ("403", "404")),
+    ("/api/documents/{id}", "patch"): ("200", "Document", "DocumentUpdateInputRequest", ("403", "404")),
     ("/api/documents/{id}", "delete"): ("204", None, None, ("403", "404")),
     ("/api/documents/{id}/chunks", "get"): ("200", "PaginatedDocumentChunkList", None, ("404",)),
     ("/api/documents/{id}/reprocess", "post"): ("202", "Document", None, ("403", "404")),
