@@ -42,10 +42,17 @@ class AgentTypeFilter(django_filters.ChoiceFilter):
     pass
 
 
+# "true" / "false" as text: without this the schema types `pinned` as the model's boolean
+# with a text enum, which no client can satisfy.
+@extend_schema_field({"type": "string", "enum": ["false", "true"]})
+class TextBooleanFilter(django_filters.ChoiceFilter):
+    pass
+
+
 class ConversationFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=ConversationStatus.choices)
     agent_type = AgentTypeFilter(choices=_agent_type_choices)
-    pinned = django_filters.ChoiceFilter(
+    pinned = TextBooleanFilter(
         choices=BOOLEAN_CHOICES,
         method="filter_pinned",
         help_text="true: only pinned conversations; false: only the others.",

@@ -3611,12 +3611,6 @@ export interface operations {
                 cursor?: string;
                 /** @description Number of results to return per page. */
                 page_size?: number;
-                /**
-                 * @description true: only pinned conversations; false: only the others.
-                 *
-                 *     * `true` - true
-                 *     * `false` - false
-                 */
                 pinned?: "false" | "true";
                 /**
                  * @description true: pinned conversations first, then the others; each newest activity first.
