@@ -20,6 +20,7 @@ import pytest
 import schemathesis
 from django.db import transaction
 from hypothesis import HealthCheck, settings
+from schemathesis.core import NotSet
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -140,14 +141,19 @@ def _is_unconfigured_third_party(case, response) -> bool:
 
 
 def _only_negation_is_an_empty_filter(case) -> bool:
-    """`?status=`: the list filters (django-filter) read an empty value as no filter, as
-    HTML forms do, where the schema's enum has no empty string."""
+    """`?status=` or `?status=&pinned=`: the list filters (django-filter) read an empty
+    value as no filter, as HTML forms do, where the schema's enum has no empty string. True
+    when every query value is either an empty filter value or valid for its parameter."""
     data = case.meta.phase.data if case.meta else None
-    name = getattr(data, "parameter", None)
-    return (
-        getattr(data, "parameter_location", None) == ParameterLocation.QUERY
-        and name is not None
-        and (case.query or {}).get(name) == ""
+    location = getattr(data, "parameter_location", None)
+    if not (location == ParameterLocation.QUERY or (location is None and isinstance(case.body, NotSet))):
+        return False
+    query = case.query or {}
+    parameters = {parameter.name: parameter for parameter in case.operation.query}
+    empty_filters = [name for name, value in query.items() if value == "" and name in parameters]
+    return bool(empty_filters) and all(
+        name in empty_filters or (name in parameters and parameters[name].is_valid(value))
+        for name, value in query.items()
     )
 
 
