@@ -7,10 +7,14 @@ class DocumentsConfig(AppConfig):
 
     def ready(self):
         from conversations.export import export_sections
-        from documents import services
+        from documents import search_plan, services
         from documents.export import DOCUMENTS_EXPORT
         from raptorflow import hooks
+        from search import tenant_indexes
 
+        # Large organizations' chunk vectors get tenant indexes of their own (built, listed,
+        # reconciled and dropped with the message vectors').
+        tenant_indexes.register_table(search_plan.CHUNK_VECTORS)
         # An organization's documents (rows, chunks, vectors and files) go before it does.
         hooks.organization_deleting.register(services.unscoped_delete_organization_documents)
         # A person leaving an organization, or deleting their account, takes their private

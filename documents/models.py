@@ -12,8 +12,9 @@ account_deleting hook): a check constraint holds that no private document is lef
 an owner.
 
 ChunkEmbedding mirrors search.MessageEmbedding: one vector per (chunk, model), an untyped
-`vector` column, and one partial HNSW cosine index per model (documents.vector_index), so a
-reindex to another model keeps serving the old vectors until it switches.
+`vector` column, and one partial HNSW cosine index per model (search.vector_index, for the
+table documents.search_plan.CHUNK_VECTORS describes), so a reindex to another model keeps
+serving the old vectors until it switches.
 """
 
 import uuid

@@ -1,32 +1,49 @@
 """How a chunk search is planned: search's vector plan (search/vector_plan.py), applied to
-the chunk table.
+the chunk table, which describes itself here once (CHUNK_VECTORS) — the one place documents
+reach into search's plan and indexes.
 
 The rule is search's: exact search while the caller can read at most SEARCH_EXACT_MAX_ROWS
-vectors of the model (counted no further than that + 1), the model's HNSW index with an
-iterative, wider scan above it (SPEC §7: left to the planner, a filtered HNSW scan can
-silently return nothing), its settings sent with the statement in one round trip. A search
-restricted to chosen documents is narrow: exact. This module is the one place documents
-reach into search's plan.
+vectors of the model (counted inside the ranking statement itself, no further than that
++ 1), the organization's own partial HNSW index once it holds more than
+SEARCH_TENANT_INDEX_MIN_ROWS chunk vectors of the model (search.tenant_indexes builds it
+after ingestion carries it over), the model's shared HNSW index with iterative scans
+otherwise (SPEC §7: left to the planner, a filtered HNSW scan can silently return
+nothing). A search restricted to chosen documents is narrow: exact.
+
+Chunk vectors are scoped by organization alone in their tenant index: a caller reads their
+organization's shared chunks and their own private ones, a filter inside one organization
+that the iterative scan absorbs.
 """
 
-from django.conf import settings
-from django.db.models import QuerySet
+from search import tenant_indexes, vector_index, vector_plan
+from search.vector_plan import VectorTable
 
-from search import vector_plan
-
-PLAN_EXACT = vector_plan.PLAN_EXACT
-PLAN_HNSW = vector_plan.PLAN_HNSW
-
-
-def choose_chunk_plan(readable_vectors: QuerySet, *, restricted: bool = False, limit: int = 10) -> str:
-    """Exact for a search restricted to chosen documents and for callers who can read few
-    vectors of the model; HNSW above SEARCH_EXACT_MAX_ROWS."""
-    if restricted:
-        return PLAN_EXACT
-    held = readable_vectors.values("pk")[: settings.SEARCH_EXACT_MAX_ROWS + 1].count()
-    return vector_plan.plan_after_count(held, limit=limit).name
+CHUNK_VECTORS = tenant_indexes.register_table(
+    VectorTable("documents_chunkembedding", ("organization_id",), index_prefix="chunk_hnsw")
+)
 
 
-def fetch_hnsw(cursor, sql: str, params, *, limit: int) -> list:
-    """The rows of an HNSW ranking statement, run under search's iterative scan settings."""
-    return vector_plan.fetch_with_scan_settings(cursor, vector_plan.hnsw_plan(limit), sql, list(params))
+def plan_before(*, organization, model: str, limit: int, restricted: bool):
+    """The plan known before counting (exact when restricted to chosen documents, the
+    organization's own index when ready), or None: decided by the count the statement makes."""
+    return vector_plan.plan_before(
+        table=CHUNK_VECTORS, model=model, scope=(organization,), limit=limit, narrowed=restricted
+    )
+
+
+def ensure_model_index(spec) -> bool:
+    """The model's shared HNSW index on the chunk vectors (created before its first vector
+    is written: ingestion, backfill, reindex)."""
+    return vector_index.ensure_index(spec.model, spec.dimensions, table=CHUNK_VECTORS)
+
+
+def drop_model_index(model: str) -> None:
+    vector_index.drop_index(model, table=CHUNK_VECTORS)
+
+
+def index_organization_if_grown(*, organization_id, spec) -> bool:
+    """Schedules the organization's own chunk index once it holds more than
+    SEARCH_TENANT_INDEX_MIN_ROWS chunk vectors of the model (after the commit)."""
+    return tenant_indexes.index_if_grown(
+        table=CHUNK_VECTORS, model=spec.model, dimensions=spec.dimensions, scope=(organization_id,)
+    )

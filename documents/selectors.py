@@ -11,9 +11,11 @@ and only vectors of one model — the one the query was embedded with — are co
 A document not (or no longer) ready has no chunks here: chunks and vectors are written in
 one transaction when processing ends (documents.services).
 
-The plan (exact or HNSW) is search's, chosen in documents.search_plan. Hybrid mode fuses the
-vector ranking with PostgreSQL full text over the chunks' stored tsvector by reciprocal rank
-fusion, as message search does; `similarity` stays the cosine similarity.
+The plan (exact, the organization's own HNSW index, or the model's shared one) is search's
+(documents.search_plan); the plan decision, both rankings and the winners' rows are one
+statement (ranking_statement). Hybrid mode fuses the vector ranking with PostgreSQL full
+text over the chunks' stored tsvector by reciprocal rank fusion, as message search does;
+`similarity` stays the cosine similarity.
 """
 
 import time
@@ -21,18 +23,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import F
-from django.db.models.functions import Cast
-from pgvector.django import CosineDistance, VectorField
+from django.db.models import F, Window
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import RowNumber
+from pgvector.django import CosineDistance
 
 from documents.models import ChunkEmbedding, DocumentChunk
-from documents.search_plan import PLAN_HNSW, choose_chunk_plan, fetch_hnsw
+from documents.search_plan import plan_before
 from raptorflow import metrics
 from raptorflow.db_router import replica_alias
 from raptorflow.tenancy import scoped
+from search import vector_plan
 from search.selectors import MODE_HYBRID, MODE_VECTOR, RRF_K, full_text_terms, similarity_from_distance
+from search.vector_plan import VectorPlan
 
 SNIPPET_CHARS = 300
 
@@ -70,33 +76,17 @@ def readable_vectors(*, user, organization, model: str, document_ids=None, using
     return vectors
 
 
-def _vector_ranking(vectors, query_vector: Sequence[float], *, plan: str, limit: int, using: str):
-    """[(chunk_id, distance)] best first."""
-    vector = list(query_vector)
-    if plan == PLAN_HNSW:
-        # The expression the per-model partial index is built on (documents.vector_index);
-        # relaxed order: a few more than asked, re-sorted by distance here.
-        ranked = (
-            vectors.annotate(distance=CosineDistance(Cast("embedding", VectorField(dimensions=len(vector))), vector))
-            .order_by("distance")
-            .values_list("chunk_id", "distance")[: max(limit * 2, 40)]
-        )
-        sql, params = ranked.query.sql_with_params()
-        with connections[using].cursor() as cursor:
-            rows = fetch_hnsw(cursor, sql, params, limit=limit)
-        return sorted(rows, key=lambda row: (row[1], str(row[0])))[:limit]
-    ranked = (
-        vectors.annotate(distance=CosineDistance("embedding", vector))
-        .order_by("distance", "chunk_id")
-        .values_list("chunk_id", "distance")[:limit]
-    )
-    return list(ranked)
+def _sql(queryset) -> tuple[str, list]:
+    sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    return sql, list(params)
 
 
-def _text_ranking(*, user, organization, query: str, model: str, document_ids, limit: int, using: str) -> list[UUID]:
+def _text_ranked(*, user, organization, query: str, model: str, document_ids, limit: int, using: str):
+    """The caller's chunks matching `query`'s words, best full-text rank first, with their
+    position; None when the query has no words."""
     terms = full_text_terms(query)
     if not terms:
-        return []
+        return None
     tsquery = SearchQuery(terms, search_type="websearch", config="english")
     chunks = (
         scoped(DocumentChunk, user=user, organization=organization)
@@ -106,73 +96,222 @@ def _text_ranking(*, user, organization, query: str, model: str, document_ids, l
     )
     if document_ids is not None:
         chunks = chunks.filter(document_id__in=list(document_ids))
-    ranked = chunks.annotate(rank=SearchRank(F("search_vector"), tsquery, cover_density=True)).order_by("-rank", "id")
-    return list(ranked.values_list("id", flat=True)[:limit])
+    rank = SearchRank(F("search_vector"), tsquery, cover_density=True)
+    return (
+        chunks.annotate(position=Window(RowNumber(), order_by=[rank.desc(), F("id").asc()]))
+        .order_by("position")
+        .values("id", "position")[:limit]
+    )
 
 
-def _hits(*, user, organization, distances: dict, order: list, using: str) -> list[ChunkHit]:
-    rows = {
-        row["id"]: row
-        for row in scoped(DocumentChunk, user=user, organization=organization)
-        .using(using)
-        .filter(id__in=list(distances))
-        .values("id", "document_id", "document__title", "page", "heading", "text", "char_start", "char_end")
-    }
-    return [
-        ChunkHit(
-            chunk_id=chunk_id,
-            document_id=row["document_id"],
-            title=row["document__title"],
-            page=row["page"],
-            heading=row["heading"],
-            text=row["text"],
-            char_start=row["char_start"],
-            char_end=row["char_end"],
-            similarity=similarity_from_distance(distances[chunk_id]),
+def ranking_statement(
+    *,
+    user,
+    organization,
+    query: str,
+    query_vector: Sequence[float],
+    model: str,
+    candidates: int,
+    hybrid: bool,
+    document_ids,
+    plan: VectorPlan | None,
+    using: str,
+) -> tuple[str, list]:
+    """The one statement a chunk search runs. Its rows: (held, chunk id, document id, title,
+    page, heading, text, char_start, char_end, distance, from the vector ranking, full-text
+    position).
+
+    The vector ranking (exact, or through an HNSW index when `plan` says so) and, in hybrid
+    mode, the full-text ranking are MATERIALIZED CTEs with their LIMIT; only their winners'
+    chunk rows are read (a LATERAL probe by primary key each), and a text-only winner's
+    cosine distance is computed from its vector there. With `plan` None the plan decision is
+    part of the statement: it counts the caller's readable vectors (stopping at
+    SEARCH_EXACT_MAX_ROWS + 1) into `held` and ranks exactly only when they are few (no
+    rows besides `held` otherwise: rank_chunks goes on with an index plan). Every part goes
+    through raptorflow.tenancy.scoped(); every value is a parameter."""
+    vectors = readable_vectors(
+        user=user, organization=organization, model=model, document_ids=document_ids, using=using
+    )
+    vector = list(query_vector)
+    if plan is not None and plan.uses_index:
+        # relaxed_order: a few more than asked, ordered by distance alone; re-sorted here.
+        order, ordering = vector_plan.order_expression(len(vector)), ("distance",)
+        candidates = plan.candidates(candidates)
+    else:
+        order, ordering = "embedding", ("distance", "chunk_id")
+    ranked_sql, ranked_params = _sql(
+        vectors.annotate(distance=CosineDistance(order, vector))
+        .order_by(*ordering)
+        .values("chunk_id", "distance")[:candidates]
+    )
+    params: list = []
+    if plan is None:
+        threshold = settings.SEARCH_EXACT_MAX_ROWS
+        held_sql, held_params = _sql(
+            readable_vectors(user=user, organization=organization, model=model, using=using).values("pk")[
+                : threshold + 1
+            ]
         )
-        for chunk_id in order
-        if (row := rows.get(chunk_id)) is not None
-    ]
+        # When the count says "many", the ranking's one-time filter is false: its scan never runs.
+        ctes = [
+            f"held AS (SELECT count(*) AS n FROM ({held_sql}) h)",  # noqa: S608
+            f"ranked AS MATERIALIZED (SELECT * FROM ({ranked_sql}) r WHERE (SELECT n FROM held) <= %s)",  # noqa: S608
+        ]
+        params += [*held_params, *ranked_params, threshold]
+    else:
+        ctes = ["held AS (SELECT NULL::bigint AS n)", f"ranked AS MATERIALIZED ({ranked_sql})"]
+        params += ranked_params
+    texts = (
+        _text_ranked(
+            user=user,
+            organization=organization,
+            query=query,
+            model=model,
+            document_ids=document_ids,
+            limit=candidates,
+            using=using,
+        )
+        if hybrid
+        else None
+    )
+    if texts is not None:
+        texts_sql, texts_params = _sql(texts)
+        ctes.append(f"texts AS MATERIALIZED ({texts_sql})")
+        params += texts_params
+    else:
+        ctes.append("texts AS (SELECT NULL::uuid AS id, NULL::bigint AS position WHERE false)")
+    chunk_sql, chunk_params = _sql(
+        scoped(DocumentChunk, user=user, organization=organization)
+        .using(using)
+        .filter(id=RawSQL("candidate.chunk_id", ()))
+        .values("id", "document_id", "document__title", "page", "heading", "text", "char_start", "char_end")[:1]
+    )
+    distance_sql, distance_params = _sql(
+        vectors.filter(chunk_id=RawSQL("candidate.chunk_id", ()))
+        .annotate(distance=CosineDistance("embedding", vector))
+        .values("distance")[:1]
+    )
+    # The pieces are SQL compiled by the ORM; every value is a parameter.
+    hits = (
+        "SELECT c.*, COALESCE(ranked.distance, e.distance) AS distance, ranked.chunk_id IS NOT NULL AS ranked, "  # noqa: S608
+        "texts.position FROM (SELECT chunk_id FROM ranked UNION SELECT id FROM texts) candidate "
+        f"CROSS JOIN LATERAL ({chunk_sql}) c "
+        "LEFT JOIN ranked ON ranked.chunk_id = candidate.chunk_id "
+        "LEFT JOIN texts ON texts.id = candidate.chunk_id "
+        f"LEFT JOIN LATERAL ({distance_sql}) e ON ranked.chunk_id IS NULL"
+    )
+    params += [*chunk_params, *distance_params]
+    sql = f"WITH {', '.join(ctes)} SELECT held.n, hit.* FROM held LEFT JOIN ({hits}) hit ON true"  # noqa: S608
+    return sql, params
+
+
+def _run(cursor, statement: tuple[str, list], plan: VectorPlan | None) -> list:
+    if plan is not None and plan.uses_index:
+        return vector_plan.fetch_with_scan_settings(cursor, plan, *statement)
+    cursor.execute(*statement)
+    return cursor.fetchall()
+
+
+def _ranked_rows(*, organization, statement, model: str, limit: int, restricted: bool, using: str):
+    """(rows, plan name): the statement run under the plan search's rule picks — one round
+    trip for narrow searches, callers with few readable vectors and organizations with their
+    own index; two for a large one without (the counting statement first)."""
+    chosen = plan_before(organization=organization, model=model, limit=limit, restricted=restricted)
+    with connections[using].cursor() as cursor:
+        rows = _run(cursor, statement(chosen), chosen)
+        if chosen is None:
+            chosen = vector_plan.plan_after_count(rows[0][0], limit=limit)
+            if chosen.uses_index:
+                rows = _run(cursor, statement(chosen), chosen)
+        if chosen.uses_index and sum(1 for row in rows if row[10]) < limit:
+            # The scan stopped short (SEARCH_HNSW_MAX_SCAN_TUPLES reached before enough of the
+            # caller's rows): exact search is always complete.
+            rows = _run(cursor, statement(vector_plan.EXACT), vector_plan.EXACT)
+    return [row[1:] for row in rows if row[1] is not None], chosen.name
 
 
 def rank_chunks(
-    *, user, organization, query: str, query_vector: Sequence[float], model: str, limit: int,
-    mode: str = MODE_VECTOR, document_ids=None, min_similarity: float | None = None, using: str = DEFAULT_DB_ALIAS,
+    *,
+    user,
+    organization,
+    query: str,
+    query_vector: Sequence[float],
+    model: str,
+    limit: int,
+    mode: str = MODE_VECTOR,
+    document_ids=None,
+    min_similarity: float | None = None,
+    using: str = DEFAULT_DB_ALIAS,
 ) -> tuple[list[ChunkHit], str]:
-    vectors = readable_vectors(user=user, organization=organization, model=model, document_ids=document_ids,
-                               using=using)
-    plan = choose_chunk_plan(vectors, restricted=document_ids is not None, limit=limit)
-    if mode != MODE_HYBRID:
-        ranking = _vector_ranking(vectors, query_vector, plan=plan, limit=limit, using=using)
-        distances = dict(ranking)
-        hits = _hits(user=user, organization=organization, distances=distances, order=[r[0] for r in ranking],
-                     using=using)
+    """The caller's best `limit` chunks: by cosine distance, or in hybrid mode by reciprocal
+    rank fusion of the vector and full-text rankings (each `max(3 × limit, 30)` deep)."""
+    hybrid = mode == MODE_HYBRID
+    candidates = max(limit * 3, 30) if hybrid else limit
+
+    def statement(plan):
+        return ranking_statement(
+            user=user,
+            organization=organization,
+            query=query,
+            query_vector=query_vector,
+            model=model,
+            candidates=candidates,
+            hybrid=hybrid,
+            document_ids=document_ids,
+            plan=plan,
+            using=using,
+        )
+
+    rows, plan = _ranked_rows(
+        organization=organization,
+        statement=statement,
+        model=model,
+        limit=candidates,
+        restricted=document_ids is not None,
+        using=using,
+    )
+    # Index plans return their rows nearly in order and a few more than asked.
+    by_distance = sorted((row for row in rows if row[9]), key=lambda row: (row[8], str(row[0])))[:candidates]
+    if hybrid:
+        scores: dict = {}
+        for position, row in enumerate(by_distance, start=1):
+            scores[row[0]] = 1.0 / (RRF_K + position)
+        for row in rows:
+            if row[10] is not None:
+                scores[row[0]] = scores.get(row[0], 0.0) + 1.0 / (RRF_K + row[10])
+        kept = {row[0] for row in by_distance} | {row[0] for row in rows if row[10] is not None}
+        ordered = sorted((row for row in rows if row[0] in kept), key=lambda row: (-scores[row[0]], row[8]))
     else:
-        candidates = max(limit * 3, 30)
-        ranking = _vector_ranking(vectors, query_vector, plan=plan, limit=candidates, using=using)
-        text_ids = _text_ranking(user=user, organization=organization, query=query, model=model,
-                                 document_ids=document_ids, limit=candidates, using=using)
-        distances = dict(ranking)
-        missing = [chunk_id for chunk_id in text_ids if chunk_id not in distances]
-        if missing:
-            # Text-only hits still report their cosine similarity.
-            distances.update(
-                _vector_ranking(vectors.filter(chunk_id__in=missing), query_vector, plan="exact",
-                                limit=len(missing), using=using)
-            )
-        scores: dict[UUID, float] = {}
-        for ids in ([row[0] for row in ranking], text_ids):
-            for position, chunk_id in enumerate(ids, start=1):
-                scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + position)
-        order = sorted(distances, key=lambda chunk_id: (-scores.get(chunk_id, 0.0), distances[chunk_id]))
-        hits = _hits(user=user, organization=organization, distances=distances, order=order, using=using)
+        ordered = by_distance
+    hits = [_hit(row) for row in ordered if row[8] is not None]
     if min_similarity is not None:
         hits = [hit for hit in hits if hit.similarity >= min_similarity]
     return hits[:limit], plan
 
 
+def _hit(row) -> ChunkHit:
+    chunk_id, document_id, title, page, heading, text, char_start, char_end, distance = row[:9]
+    return ChunkHit(
+        chunk_id=chunk_id,
+        document_id=document_id,
+        title=title,
+        page=page,
+        heading=heading,
+        text=text,
+        char_start=char_start,
+        char_end=char_end,
+        similarity=similarity_from_distance(distance),
+    )
+
+
 def search_chunks(
-    *, user, organization, query: str, limit: int, mode: str = MODE_VECTOR, document_ids=None,
+    *,
+    user,
+    organization,
+    query: str,
+    limit: int,
+    mode: str = MODE_VECTOR,
+    document_ids=None,
     min_similarity: float | None = None,
 ) -> ChunkResults:
     """Embeds `query` with the active model's provider (its 502/503 errors propagate) and
@@ -183,8 +322,16 @@ def search_chunks(
     provider = get_embedding_provider()
     query_vector = provider.embed_one(query)
     hits, plan = rank_chunks(
-        user=user, organization=organization, query=query, query_vector=query_vector, model=provider.model,
-        limit=limit, mode=mode, document_ids=document_ids, min_similarity=min_similarity, using=replica_alias(),
+        user=user,
+        organization=organization,
+        query=query,
+        query_vector=query_vector,
+        model=provider.model,
+        limit=limit,
+        mode=mode,
+        document_ids=document_ids,
+        min_similarity=min_similarity,
+        using=replica_alias(),
     )
     metrics.observe_search(mode=f"documents_{mode}", seconds=time.perf_counter() - started, results=len(hits))
     return ChunkResults(hits=hits, model=provider.model, mode=mode, plan=plan)

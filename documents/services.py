@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from accounts.models import MANAGER_ROLES, Organization
 from billing import quotas
-from documents import sniffing, vector_index
+from documents import search_plan, sniffing
 from documents.chunking import chunk_sections, embedded_text, token_counter
 from documents.extraction import ExtractionFailed, extract
 from documents.models import ChunkEmbedding, Document, DocumentChunk, DocumentStatus, Visibility
@@ -310,10 +310,6 @@ def _current(document_id, generation: int):
     return Document.objects.filter(pk=document_id, processing_generation=generation)
 
 
-def unscoped_ensure_chunk_index(spec) -> None:
-    vector_index.ensure_index(spec.model, spec.dimensions)
-
-
 UNEXPECTED_FAILURE = "Processing failed unexpectedly; nothing was kept. Reprocess the document to try again."
 
 
@@ -360,7 +356,7 @@ def _ingest(document_id, generation: int, started: float) -> str:
         logger.warning("Embedding document %s failed: %s", document_id, exc)
         return _fail(document, generation, "embedding_unavailable", EMBEDDING_FAILED, started)
 
-    unscoped_ensure_chunk_index(spec)
+    search_plan.ensure_model_index(spec)
     with transaction.atomic():
         document = _current(document_id, generation).select_for_update().first()
         if document is None:
@@ -394,6 +390,9 @@ def _ingest(document_id, generation: int, started: float) -> str:
             updated_at=timezone.now(),
         )
     metrics.observe_document_ingestion(kind=document.kind, seconds=elapsed, chunks=len(chunks))
+    # An organization this document carried past SEARCH_TENANT_INDEX_MIN_ROWS chunk vectors
+    # gets its own index (a background build; a capped count for the others).
+    search_plan.index_organization_if_grown(organization_id=document.organization_id, spec=spec)
     return "ready"
 
 
@@ -422,7 +421,7 @@ def unscoped_embed_chunks(*, spec, batch_size: int = EMBED_BATCH, organization_i
     embedded. Each batch is written in its own transaction, so a provider failure keeps
     what was done and the next run goes on from there."""
     provider = get_embedding_provider(spec)
-    unscoped_ensure_chunk_index(spec)
+    search_plan.ensure_model_index(spec)
     done = 0
     while True:
         chunks = list(
@@ -459,5 +458,5 @@ def unscoped_drop_chunk_vectors_of_other_models(*, keep_model: str) -> int:
     models = set(ChunkEmbedding.objects.exclude(model=keep_model).values_list("model", flat=True).distinct())
     deleted, _ = ChunkEmbedding.objects.exclude(model=keep_model).delete()
     for model in models:
-        vector_index.drop_index(model)
+        search_plan.drop_model_index(model)
     return deleted

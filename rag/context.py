@@ -31,10 +31,11 @@ from rag import semantic, services
 from rag.chat_providers import ChatMessage
 from rag.document_context import (
     ContextChunk,
-    chunk_entries,
+    chunk_entry,
     context_chunks,
     has_documents,
     readable_documents_state,
+    relevant_chunks,
 )
 from rag.models import ContextCache
 from rag.prompts import system_prompt
@@ -159,16 +160,20 @@ def context_retrieve(
     )
     if cached is not None:
         entries, from_cache = cached, True
+        chunks = context_chunks(user=user, organization=organization, entries=entries)
     else:
         embedded = semantic.embed_query(query)
         entries = _rank(
             user, organization, conversation, query, set(excluded), before_sequence, branch_of, embedded
         )
+        chunks = []
         if embedded is not None and has_documents(documents_state):
-            entries += chunk_entries(
+            # Ranked for this caller just now: used as they are, not read again.
+            chunks = relevant_chunks(
                 user=user, organization=organization, query=query, query_vector=embedded.vector,
                 model=embedded.model, document_ids=documents,
             )
+            entries += [chunk_entry(chunk) for chunk in chunks]
         services.context_cache_store(conversation=conversation, state=state, key=key, entries=entries)
         from_cache = False
 
@@ -178,7 +183,7 @@ def context_retrieve(
         agent_type=conversation.agent_type,
         messages=tuple(context_messages(user=user, organization=organization, entries=entries)),
         from_cache=from_cache,
-        chunks=tuple(context_chunks(user=user, organization=organization, entries=entries)),
+        chunks=tuple(chunks),
     )
 
 

@@ -49,8 +49,11 @@ class ContextChunk:
         return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
 
 
-def chunk_entries(*, user, organization, query: str, query_vector, model: str, document_ids=None) -> list[dict]:
-    """Cacheable entries ({chunk_id, score, similarity, kind}) of the best chunks for `query`."""
+def relevant_chunks(
+    *, user, organization, query: str, query_vector, model: str, document_ids=None
+) -> list[ContextChunk]:
+    """The best chunks for `query` (one statement: documents.selectors.rank_chunks), scored
+    by their cosine similarity, ready for the prompt: a cold retrieval reads no chunk twice."""
     limit = settings.RAG_DOCUMENT_CHUNKS
     if limit <= 0 or query_vector is None or not query.strip():
         return []
@@ -59,10 +62,17 @@ def chunk_entries(*, user, organization, query: str, query_vector, model: str, d
         mode=MODE_HYBRID, document_ids=document_ids, min_similarity=MIN_SIMILARITY,
     )
     return [
-        {"chunk_id": str(hit.chunk_id), "score": round(hit.similarity, 4), "similarity": round(hit.similarity, 4),
-         "kind": "document"}
+        ContextChunk(
+            chunk_id=hit.chunk_id, document_id=hit.document_id, title=hit.title, page=hit.page, heading=hit.heading,
+            text=hit.text, score=round(hit.similarity, 4), similarity=round(hit.similarity, 4),
+        )
         for hit in hits
     ]
+
+
+def chunk_entry(chunk: ContextChunk) -> dict:
+    """What the context cache keeps of a chunk (context_chunks reads it back, re-scoped)."""
+    return {"chunk_id": str(chunk.chunk_id), "score": chunk.score, "similarity": chunk.similarity, "kind": "document"}
 
 
 def context_chunks(*, user, organization, entries: list[dict]) -> list[ContextChunk]:

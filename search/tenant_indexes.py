@@ -38,6 +38,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from raptorflow import jobs, metrics
+from search import vector_plan
 from search.models import HNSW_MAX_DIMENSIONS, MessageEmbedding, TenantVectorIndex
 from search.vector_index import HNSW_EF_CONSTRUCTION, HNSW_M, validate_model_name
 from search.vector_plan import VectorTable, order_sql
@@ -71,8 +72,7 @@ def table_named(db_table: str) -> VectorTable:
     return _tables[db_table]
 
 
-# Message vectors are private to their owner: scoped by organization and owner.
-MESSAGE_VECTORS = register_table(VectorTable(MessageEmbedding._meta.db_table, ("organization_id", "owner_id")))
+MESSAGE_VECTORS = register_table(vector_plan.MESSAGE_VECTORS)
 
 
 # --- names and DDL -------------------------------------------------------------------------

@@ -1,11 +1,13 @@
-"""The per-model HNSW indexes on search_messageembedding.
+"""The per-model HNSW indexes on every embedded table (search.vector_plan.VectorTable):
+message vectors (search_messageembedding) and document chunk vectors.
 
-Each embedding model gets its own HNSW cosine index on the expression
+Each embedding model gets, on each table, its own HNSW cosine index on the expression
 `(embedding::vector(<dims>))`, partial on `model = '<name>'` (pgvector's recommendation when
-one column holds vectors of several sizes). The default local model's index is created by
-migration search.0001; `reindex_embeddings` / `backfill_embeddings` create the index of any
-other model. search.selectors.hnsw_order_expression() is the matching query expression: the
-planner can use an index only when the query orders by that exact expression.
+one column holds vectors of several sizes). The default local model's indexes are created by
+the migrations (search.0001, documents.0001); `reindex_embeddings` / `backfill_embeddings`
+and document ingestion create any other model's. search.vector_plan.order_expression() is
+the matching query expression: the planner can use an index only when the query orders by
+that exact expression. `table` defaults to the message vectors.
 """
 
 import hashlib
@@ -13,7 +15,8 @@ import re
 
 from django.db import connection
 
-from search.models import HNSW_MAX_DIMENSIONS, MessageEmbedding
+from search.models import HNSW_MAX_DIMENSIONS
+from search.vector_plan import MESSAGE_VECTORS, VectorTable, order_sql
 
 # HNSW build parameters (pgvector's defaults, measured in SPEC §7).
 HNSW_M = 16
@@ -30,43 +33,43 @@ def validate_model_name(model: str) -> str:
     return model
 
 
-def index_name(model: str) -> str:
+def index_name(model: str, *, table: VectorTable = MESSAGE_VECTORS) -> str:
     slug = re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_")[:32]
     digest = hashlib.sha256(model.encode()).hexdigest()[:8]
-    return f"embedding_hnsw_{slug}_{digest}"
+    return f"{table.index_prefix}_{slug}_{digest}"
 
 
-def create_index_sql(model: str, dimensions: int, *, concurrently: bool) -> str:
+def create_index_sql(model: str, dimensions: int, *, concurrently: bool, table: VectorTable = MESSAGE_VECTORS) -> str:
     validate_model_name(model)
     if not 1 <= int(dimensions) <= HNSW_MAX_DIMENSIONS:
         raise ValueError(f"An HNSW index takes 1..{HNSW_MAX_DIMENSIONS} dimensions, not {dimensions}")
-    table = connection.ops.quote_name(MessageEmbedding._meta.db_table)
+    quote = connection.ops.quote_name
     return (
-        f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}IF NOT EXISTS {index_name(model)} "
-        f"ON {table} USING hnsw ((embedding::vector({int(dimensions)})) vector_cosine_ops) "
+        f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}IF NOT EXISTS {index_name(model, table=table)} "
+        f"ON {quote(table.db_table)} USING hnsw ({order_sql(table, dimensions)} vector_cosine_ops) "
         f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
-        f"WHERE model = '{model}'"
+        f"WHERE {quote(table.model_column)} = '{model}'"
     )
 
 
-def index_exists(model: str) -> bool:
+def index_exists(model: str, *, table: VectorTable = MESSAGE_VECTORS) -> bool:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [index_name(model)])
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [index_name(model, table=table)])
         return cursor.fetchone() is not None
 
 
-def ensure_index(model: str, dimensions: int) -> bool:
-    """Creates the model's HNSW index unless it exists; True when it was created.
+def ensure_index(model: str, dimensions: int, *, table: VectorTable = MESSAGE_VECTORS) -> bool:
+    """Creates the model's HNSW index on `table` unless it exists; True when it was created.
     CONCURRENTLY (no write lock on the table) unless we are inside a transaction."""
-    if index_exists(model):
+    if index_exists(model, table=table):
         return False
-    _execute_ddl(create_index_sql(model, dimensions, concurrently=not connection.in_atomic_block))
+    _execute_ddl(create_index_sql(model, dimensions, concurrently=not connection.in_atomic_block, table=table))
     return True
 
 
-def drop_index(model: str) -> None:
+def drop_index(model: str, *, table: VectorTable = MESSAGE_VECTORS) -> None:
     concurrently = "CONCURRENTLY " if not connection.in_atomic_block else ""
-    _execute_ddl(f"DROP INDEX {concurrently}IF EXISTS {index_name(validate_model_name(model))}")
+    _execute_ddl(f"DROP INDEX {concurrently}IF EXISTS {index_name(validate_model_name(model), table=table)}")
 
 
 def _execute_ddl(sql: str) -> None:

@@ -29,14 +29,15 @@ refreshes the statement still answers, from the shared index. Index plans fetch 
 rows than asked (relaxed_order may return them slightly out of order); the caller re-sorts
 them by exact distance.
 
-Another embedded table (document chunks) reuses it by describing itself once —
-`search.tenant_indexes.register_table(VectorTable("documents_chunk", ("organization_id",)))`
-— then, in its selector: plan_before(); when None, a statement that counts the caller's rows
-(up to SEARCH_EXACT_MAX_ROWS + 1) and ranks them exactly when plan_after_count() says so;
-otherwise its ranking ordered by order_expression() through fetch_with_scan_settings(), re-sorted
-by exact distance. After storing vectors it calls tenant_indexes.index_if_grown() so its large
-tenants get their own index (the registry, the cap, the admin and the drop on organization
-deletion are shared).
+Another embedded table reuses it by describing itself once (documents.search_plan:
+`tenant_indexes.register_table(VectorTable("documents_chunkembedding", ("organization_id",),
+index_prefix="chunk_hnsw"))`), then, in its selector: plan_before(); when None, a statement
+that counts the caller's rows (up to SEARCH_EXACT_MAX_ROWS + 1) and ranks them exactly when
+plan_after_count() says so; otherwise its ranking ordered by order_expression() through
+fetch_with_scan_settings(), re-sorted by exact distance. After storing vectors it calls
+tenant_indexes.index_if_grown() so its large tenants get their own index (the registry, the
+cap, the admin and the drop on organization deletion are shared); its per-model shared
+indexes come from search.vector_index with the table.
 """
 
 from dataclasses import dataclass
@@ -59,8 +60,16 @@ class VectorTable:
 
     db_table: str
     scope_columns: tuple[str, ...]
+    # The per-model shared indexes are named `<index_prefix>_<model slug>_<digest>`
+    # (search.vector_index).
+    index_prefix: str = "embedding_hnsw"
     vector_column: str = "embedding"
     model_column: str = "model"
+
+
+# Message vectors are private to their owner: scoped by organization and owner. (The chunk
+# vectors describe themselves in documents.search_plan.)
+MESSAGE_VECTORS = VectorTable("search_messageembedding", ("organization_id", "owner_id"))
 
 
 @dataclass(frozen=True)

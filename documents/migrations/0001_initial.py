@@ -149,7 +149,7 @@ class Migration(migrations.Migration):
             model_name='chunkembedding',
             constraint=models.CheckConstraint(condition=models.Q(('dimensions', models.Func(models.F('embedding'), function='vector_dims', output_field=models.IntegerField()))), name='chunk_embedding_dimensions_match'),
         ),
-        # The default local model's HNSW index on the chunk vectors (documents.vector_index makes
+        # The default local model's HNSW index on the chunk vectors (search.vector_index makes
         # any other model's when its first vectors are written).
         migrations.RunSQL(
             sql=(

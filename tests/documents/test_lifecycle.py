@@ -14,11 +14,13 @@ from accounts.models import Membership, Role
 from accounts.services.account_deletion import account_delete
 from accounts.services.members import membership_remove
 from accounts.services.organizations import unscoped_organization_remove
-from documents import services, vector_index
+from documents import services
 from documents.chunking import _local_tokenizer, token_counter
 from documents.models import ChunkEmbedding, Document, DocumentChunk
+from documents.search_plan import CHUNK_VECTORS
 from documents.tasks import ingest_document
 from raptorflow import hooks
+from search import vector_index
 from search.models import ActiveEmbeddingModel
 from search.providers import active_spec
 from tests.documents.conftest import LOREM_PAGES, reload, stored_files
@@ -171,8 +173,8 @@ def test_backfill_and_reindex_cover_document_chunks(settings, respx_mock, owner_
     assert ActiveEmbeddingModel.objects.get().model == "text-embedding-3-small"
     assert set(ChunkEmbedding.objects.values_list("model", flat=True)) == {"text-embedding-3-small"}
     assert ChunkEmbedding.objects.count() == chunk_count
-    assert vector_index.index_exists("text-embedding-3-small")
-    assert not vector_index.index_exists("all-MiniLM-L6-v2-int8")
+    assert vector_index.index_exists("text-embedding-3-small", table=CHUNK_VECTORS)
+    assert not vector_index.index_exists("all-MiniLM-L6-v2-int8", table=CHUNK_VECTORS)
     response = owner_client.post("/api/search/documents", {"query": "Aurora budget"}, format="json")
     assert response.status_code == 200
     assert response.json()["model"] == "text-embedding-3-small" and response.json()["results"]

@@ -5,6 +5,8 @@ reaches a prompt."""
 
 import httpx
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from conversations.models import Message
 from rag.pipeline import get_rag_pipeline
@@ -18,6 +20,7 @@ from tests.rag.conftest import (
     request_json,
     sse_response,
 )
+from tests.rag.test_context import CACHED_RETRIEVAL_QUERIES, COLD_RETRIEVAL_QUERIES
 
 pytestmark = pytest.mark.django_db
 
@@ -138,10 +141,24 @@ def test_unreadable_document_ids_are_a_404_with_nothing_stored(owner_client, out
 def test_retrieve_context_draws_on_readable_documents(owner, org, conversation_id, guide):
     pipeline = get_rag_pipeline(user=owner, organization=org)
 
-    context = pipeline.retrieve_context_sync(QUESTION, conversation_id)
+    with CaptureQueriesContext(connection) as cold:
+        context = pipeline.retrieve_context_sync(QUESTION, conversation_id)
+    with CaptureQueriesContext(connection) as cached:
+        again = pipeline.retrieve_context_sync(QUESTION, conversation_id)
     augmented = pipeline.augment_prompt_sync(QUESTION, context)
 
     assert context.chunks and context.chunks[0].page == 3
+    assert again.from_cache and again.chunks == context.chunks
+    # The documents cost two statements when cold: the readable documents' state (part of
+    # the cache's key) and the chunk search (plan, both rankings and the chunks' rows in
+    # one); two when cached: the state, and the cached chunks read again, scoped (rights
+    # may have changed since).
+    def on_documents(captured):
+        return [q["sql"][:120] for q in captured.captured_queries if '"documents_' in q["sql"]]
+
+    assert len(on_documents(cold)) == 2, on_documents(cold)
+    assert len(on_documents(cached)) == 2, on_documents(cached)
+    assert len(cold) <= COLD_RETRIEVAL_QUERIES and len(cached) <= CACHED_RETRIEVAL_QUERIES + 1
     assert augmented.chunks[0].number == 1
     assert "42,000 euros" in augmented.full_prompt
 
