@@ -25,6 +25,8 @@ def _agent_type_choices():
     return [(agent_type, agent_type) for agent_type in settings.AGENT_TYPES]
 
 
+# Django's text fields refuse NUL (ProhibitNullCharactersValidator): the schema says so.
+@extend_schema_field({"type": "string", "maxLength": TAG_MAX_CHARS, "pattern": "^[^\\x00]*$"})
 class TagFilter(django_filters.CharFilter):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", TAG_MAX_CHARS)
@@ -32,7 +34,14 @@ class TagFilter(django_filters.CharFilter):
 
     @staticmethod
     def filter_tag(queryset, name, value):
-        return queryset.filter(tags__contains=[normalize_tag(value)]) if value else queryset
+        if not value:
+            return queryset
+        if tag_problem(value):
+            # No conversation can carry it (tags are printable text; PostgreSQL text holds
+            # no NUL): it matches nothing, as the schema's plain string promises, rather
+            # than a 400 for a value the schema allows.
+            return queryset.none()
+        return queryset.filter(tags__contains=[normalize_tag(value)])
 
 
 # The choices are read when the filter runs (settings may change them); the schema lists the
@@ -57,7 +66,9 @@ class ConversationFilter(django_filters.FilterSet):
         method="filter_pinned",
         help_text="true: only pinned conversations; false: only the others.",
     )
-    tag = TagFilter(help_text="Only conversations with this tag (compared in lower case).")
+    tag = TagFilter(
+        help_text="Only conversations with this tag (compared in lower case; a value no tag can be matches nothing)."
+    )
     pinned_first = django_filters.ChoiceFilter(
         choices=BOOLEAN_CHOICES,
         method="keep",
@@ -74,14 +85,6 @@ class ConversationFilter(django_filters.FilterSet):
     def keep(self, queryset, name, value):
         # Applied as the list's order in filter_queryset below.
         return queryset
-
-    def is_valid(self):
-        valid = super().is_valid()
-        tag = self.form.cleaned_data.get("tag") if valid else None
-        if tag and (problem := tag_problem(tag)):
-            self.form.add_error("tag", problem)
-            return False
-        return valid
 
     def filter_queryset(self, queryset):
         queryset = super().filter_queryset(queryset)

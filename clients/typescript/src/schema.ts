@@ -3624,7 +3624,6 @@ export interface operations {
                  *     * `archived` - Archived
                  */
                 status?: "active" | "archived";
-                /** @description Only conversations with this tag (compared in lower case). */
                 tag?: string;
             };
             header?: never;
