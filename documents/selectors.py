@@ -18,10 +18,11 @@ text over the chunks' stored tsvector by reciprocal rank fusion, as message sear
 `similarity` stays the cosine similarity.
 """
 
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
@@ -36,8 +37,9 @@ from documents.search_plan import plan_before
 from raptorflow import metrics
 from raptorflow.db_router import replica_alias
 from raptorflow.tenancy import scoped
-from search import vector_plan
+from search import statements, vector_plan
 from search.selectors import MODE_HYBRID, MODE_VECTOR, RRF_K, full_text_terms, similarity_from_distance
+from search.statements import uuid_of, vector_text
 from search.vector_plan import VectorPlan
 
 SNIPPET_CHARS = 300
@@ -81,22 +83,19 @@ def _sql(queryset) -> tuple[str, list]:
     return sql, list(params)
 
 
-def _text_ranked(*, user, organization, query: str, model: str, document_ids, limit: int, using: str):
-    """The caller's chunks matching `query`'s words, best full-text rank first, with their
-    position; None when the query has no words."""
-    terms = full_text_terms(query)
-    if not terms:
-        return None
+def _text_ranked(*, user, organization, terms: str, document_ids, limit: int, using: str):
+    """The caller's chunks matching `terms` (full_text_terms of the query), best full-text
+    rank first, with their position."""
     tsquery = SearchQuery(terms, search_type="websearch", config="english")
-    chunks = (
-        scoped(DocumentChunk, user=user, organization=organization)
-        .using(using)
-        # Only chunks the vector side covers: embedded with this model.
-        .filter(embeddings__model=model, search_vector=tsquery)
-    )
+    # Chunks without a vector of this model (only while a reindex catches up) may rank here;
+    # they have no distance and drop out of the results, as they do from the vector side.
+    chunks = scoped(DocumentChunk, user=user, organization=organization).using(using).filter(search_vector=tsquery)
     if document_ids is not None:
         chunks = chunks.filter(document_id__in=list(document_ids))
-    rank = SearchRank(F("search_vector"), tsquery, cover_density=True)
+    # ts_rank, not the cover density ts_rank_cd: a query's words match most chunks of a
+    # team's documents, and ts_rank_cd cost 4× as much over a thousand of them (the fusion
+    # leaves proximity to the vector side).
+    rank = SearchRank(F("search_vector"), tsquery)
     return (
         chunks.annotate(position=Window(RowNumber(), order_by=[rank.desc(), F("id").asc()]))
         .order_by("position")
@@ -128,25 +127,98 @@ def ranking_statement(
     part of the statement: it counts the caller's readable vectors (stopping at
     SEARCH_EXACT_MAX_ROWS + 1) into `held` and ranks exactly only when they are few (no
     rows besides `held` otherwise: rank_chunks goes on with an index plan). Every part goes
-    through raptorflow.tenancy.scoped(); every value is a parameter."""
+    through raptorflow.tenancy.scoped(); every value is a parameter. Compiled by the ORM
+    once per shape and filled in per call (search.statements)."""
+    terms = full_text_terms(query) if hybrid else ""
+    document_ids = None if document_ids is None else list(document_ids)
+    compiled = _ranking_template(
+        using=using,
+        plan=None if plan is None else plan.name,
+        dimensions=len(query_vector),
+        candidates=candidates,
+        with_text=bool(terms),
+        documents=None if document_ids is None else len(document_ids),
+        threshold=settings.SEARCH_EXACT_MAX_ROWS,
+    )
+    values = {
+        "organization": uuid_of(organization),
+        "owner": uuid_of(user),
+        "model": model,
+        "vector": vector_text(query_vector),
+        "terms": terms,
+        **{("document", index): uuid_of(value) for index, value in enumerate(document_ids or ())},
+    }
+    return statements.fill(compiled, values)
+
+
+@functools.lru_cache(maxsize=128)
+def _ranking_template(
+    *,
+    using: str,
+    plan: str | None,
+    dimensions: int,
+    candidates: int,
+    with_text: bool,
+    documents: int | None,
+    threshold: int,
+) -> tuple[str, tuple]:
+    stand_ins = {
+        "organization": uuid4(),
+        "owner": uuid4(),
+        "model": f"model-{uuid4()}",
+        "terms": f"terms {uuid4().hex}" if with_text else None,
+        **{("document", index): uuid4() for index in range(documents or 0)},
+    }
+    vector = [float(index + 1) for index in range(dimensions)]
+    stand_ins["vector"] = vector_text(vector)
+    sql, params = _compile_ranking(
+        user=stand_ins["owner"],
+        organization=stand_ins["organization"],
+        terms=stand_ins["terms"],
+        query_vector=vector,
+        model=stand_ins["model"],
+        candidates=candidates,
+        document_ids=None if documents is None else [stand_ins["document", index] for index in range(documents)],
+        plan=plan,
+        using=using,
+        threshold=threshold,
+    )
+    return statements.template(sql, params, stand_ins)
+
+
+def _compile_ranking(
+    *,
+    user,
+    organization,
+    terms: str | None,
+    query_vector: list,
+    model: str,
+    candidates: int,
+    document_ids,
+    plan: str | None,
+    using: str,
+    threshold: int,
+) -> tuple[str, list]:
+    """ranking_statement's SQL and parameters, compiled by the ORM for these values."""
     vectors = readable_vectors(
         user=user, organization=organization, model=model, document_ids=document_ids, using=using
     )
-    vector = list(query_vector)
-    if plan is not None and plan.uses_index:
-        # relaxed_order: a few more than asked, ordered by distance alone; re-sorted here.
+    vector = query_vector
+    fetched = candidates
+    if plan is not None and plan != vector_plan.PLAN_EXACT:
+        # relaxed_order: a few more than asked, ordered by distance alone; re-sorted by
+        # rank_chunks.
         order, ordering = vector_plan.order_expression(len(vector)), ("distance",)
-        candidates = plan.candidates(candidates)
+        fetched = vector_plan.plan_named(plan, limit=candidates).candidates(candidates)
     else:
         order, ordering = "embedding", ("distance", "chunk_id")
     ranked_sql, ranked_params = _sql(
         vectors.annotate(distance=CosineDistance(order, vector))
         .order_by(*ordering)
-        .values("chunk_id", "distance")[:candidates]
+        .values("chunk_id", "distance")[:fetched]
     )
     params: list = []
     if plan is None:
-        threshold = settings.SEARCH_EXACT_MAX_ROWS
         held_sql, held_params = _sql(
             readable_vectors(user=user, organization=organization, model=model, using=using).values("pk")[
                 : threshold + 1
@@ -161,21 +233,17 @@ def ranking_statement(
     else:
         ctes = ["held AS (SELECT NULL::bigint AS n)", f"ranked AS MATERIALIZED ({ranked_sql})"]
         params += ranked_params
-    texts = (
-        _text_ranked(
-            user=user,
-            organization=organization,
-            query=query,
-            model=model,
-            document_ids=document_ids,
-            limit=candidates,
-            using=using,
+    if terms:
+        texts_sql, texts_params = _sql(
+            _text_ranked(
+                user=user,
+                organization=organization,
+                terms=terms,
+                document_ids=document_ids,
+                limit=candidates,
+                using=using,
+            )
         )
-        if hybrid
-        else None
-    )
-    if texts is not None:
-        texts_sql, texts_params = _sql(texts)
         ctes.append(f"texts AS MATERIALIZED ({texts_sql})")
         params += texts_params
     else:

@@ -22,10 +22,10 @@ from documents.selectors import rank_chunks
 from search import tenant_indexes, vector_index
 from search.models import TenantVectorIndex
 from search.providers import active_spec
+from tests.synthetic_vectors import DIMS, clustered, random_centers
 
 pytestmark = pytest.mark.django_db
 
-DIMS = 384
 THRESHOLD = 300
 K = 10
 
@@ -46,17 +46,11 @@ def model():
     return active_spec().model
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
-_CENTERS = _unit(np.random.default_rng(16).standard_normal((12, DIMS)))
+_CENTERS = random_centers(12, seed=16)
 
 
 def _vectors(count: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    picks = _CENTERS[rng.integers(0, len(_CENTERS), count)]
-    return _unit(picks + rng.standard_normal((count, DIMS)) * 0.05).astype(np.float32)
+    return clustered(_CENTERS, count, seed=seed)
 
 
 class Library:

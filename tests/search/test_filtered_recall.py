@@ -23,9 +23,9 @@ from accounts.services import user_create_with_personal_organization
 from search import selectors, vector_index
 from search.models import MessageEmbedding
 from tests.search.conftest import make_conversation
+from tests.synthetic_vectors import DIMS, near, unit
 
 MODEL = "all-MiniLM-L6-v2"
-DIMS = 384
 CLUSTERS = 40
 K = 10
 WHALE_ROWS = 11_000  # above SEARCH_EXACT_MAX_ROWS (10,000): served by the HNSW index
@@ -48,10 +48,6 @@ def _zipf_sizes(total: int, count: int, rng) -> list[int]:
     sizes[0] += total - sizes.sum()
     rng.shuffle(sizes)
     return sizes.tolist()
-
-
-def _unit(rows: np.ndarray) -> np.ndarray:
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 def _copy_rows(tenants: list[Tenant], vectors: np.ndarray) -> None:
@@ -132,9 +128,9 @@ def _delete_tenants(tenants: list[Tenant]) -> None:
 @pytest.fixture(scope="module")
 def corpus(django_db_setup, django_db_blocker):
     rng = np.random.default_rng(20261125)
-    centers = _unit(rng.standard_normal((CLUSTERS, DIMS)))
+    centers = unit(rng.standard_normal((CLUSTERS, DIMS)))
     assignment = rng.integers(0, CLUSTERS, TOTAL_ROWS)
-    vectors = _unit(centers[assignment] + rng.standard_normal((TOTAL_ROWS, DIMS)) * 0.06).astype(np.float32)
+    vectors = near(centers[assignment], rng, 0.06)
 
     sizes = [WHALE_ROWS, SMALL_ROWS, *_zipf_sizes(TOTAL_ROWS - WHALE_ROWS - SMALL_ROWS, OTHER_USERS, rng)]
     order = rng.permutation(TOTAL_ROWS)
@@ -161,7 +157,7 @@ def corpus(django_db_setup, django_db_blocker):
 def _queries(corpus, count=8):
     rng = np.random.default_rng(7)
     picks = rng.choice(CLUSTERS, count, replace=False)
-    return _unit(corpus["centers"][picks] + rng.standard_normal((count, DIMS)) * 0.06).astype(np.float32)
+    return near(corpus["centers"][picks], rng, 0.06)
 
 
 def _true_top_k(corpus, tenant, query) -> list[uuid.UUID]:

@@ -30,8 +30,8 @@ from search.vector_index import index_name as shared_index_name
 from tests.concurrency import run_together
 from tests.conftest import make_client
 from tests.search.conftest import make_conversation
+from tests.synthetic_vectors import DIMS, clustered, random_centers
 
-DIMS = 384
 THRESHOLD = 300
 K = 10
 
@@ -52,17 +52,11 @@ def model():
     return active_spec().model
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
-_CENTERS = _unit(np.random.default_rng(15).standard_normal((12, DIMS)))
+_CENTERS = random_centers(12, seed=15)
 
 
 def _vectors(count: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    picks = _CENTERS[rng.integers(0, len(_CENTERS), count)]
-    return _unit(picks + rng.standard_normal((count, DIMS)) * 0.05).astype(np.float32)
+    return clustered(_CENTERS, count, seed=seed)
 
 
 class Tenant:
