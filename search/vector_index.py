@@ -11,12 +11,15 @@ that exact expression. `table` defaults to the message vectors.
 """
 
 import hashlib
+import logging
 import re
 
 from django.db import connection
 
 from search.models import HNSW_MAX_DIMENSIONS
 from search.vector_plan import MESSAGE_VECTORS, VectorTable, order_sql
+
+logger = logging.getLogger(__name__)
 
 # HNSW build parameters (pgvector's defaults, measured in SPEC §7).
 HNSW_M = 16
@@ -52,17 +55,34 @@ def create_index_sql(model: str, dimensions: int, *, concurrently: bool, table: 
     )
 
 
-def index_exists(model: str, *, table: VectorTable = MESSAGE_VECTORS) -> bool:
+def _index_valid(name: str) -> bool | None:
+    """Whether the index is usable; None when there is none. A CONCURRENTLY build that was
+    interrupted (a deploy, a cancelled job, a lost connection) leaves an INVALID index that
+    the planner never uses but IF NOT EXISTS takes for done."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [index_name(model, table=table)])
-        return cursor.fetchone() is not None
+        cursor.execute(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
+            [name],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def index_exists(model: str, *, table: VectorTable = MESSAGE_VECTORS) -> bool:
+    """True when the model's index on `table` exists and is valid."""
+    return _index_valid(index_name(model, table=table)) is True
 
 
 def ensure_index(model: str, dimensions: int, *, table: VectorTable = MESSAGE_VECTORS) -> bool:
-    """Creates the model's HNSW index on `table` unless it exists; True when it was created.
+    """Creates the model's HNSW index on `table` unless a valid one exists (an invalid one
+    left by an interrupted build is dropped and built again); True when it was created.
     CONCURRENTLY (no write lock on the table) unless we are inside a transaction."""
-    if index_exists(model, table=table):
+    valid = _index_valid(index_name(model, table=table))
+    if valid:
         return False
+    if valid is False:
+        logger.warning("Rebuilding the invalid HNSW index %s (an interrupted build)", index_name(model, table=table))
+        drop_index(model, table=table)
     _execute_ddl(create_index_sql(model, dimensions, concurrently=not connection.in_atomic_block, table=table))
     return True
 

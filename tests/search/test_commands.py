@@ -133,6 +133,30 @@ def test_backfill_filters_by_organization_and_conversation(owner, org, outsider,
     assert set(_per_message()) == {in_first.id, in_second.id, foreign.id}
 
 
+def test_backfill_rebuilds_an_index_an_interrupted_build_left_invalid(messages, local_model):
+    """A CONCURRENTLY build cut short (a deploy, a cancelled job) leaves an INVALID index
+    that IF NOT EXISTS takes for done and the planner never uses; the next backfill (or
+    ingestion, or reindex) builds it again."""
+    from django.db import connection
+
+    from documents.search_plan import CHUNK_VECTORS
+    from search.providers import active_spec
+
+    model = active_spec().model
+    for table in (vector_index.MESSAGE_VECTORS, CHUNK_VECTORS):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass",
+                [vector_index.index_name(model, table=table)],
+            )
+        assert not vector_index.index_exists(model, table=table)
+
+    _run("backfill_embeddings")
+
+    for table in (vector_index.MESSAGE_VECTORS, CHUNK_VECTORS):
+        assert vector_index.index_exists(model, table=table), table.db_table
+
+
 def test_backfill_dry_run_writes_nothing(messages):
     out, _ = _run("backfill_embeddings", "--dry-run")
     assert f"{len(messages)} messages would be embedded with all-MiniLM-L6-v2-int8" in out
