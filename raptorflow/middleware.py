@@ -120,7 +120,7 @@ class CommonMiddleware(DjangoCommonMiddleware):
         return super().process_request(request)
 
 
-def _is_api_path(path: str) -> bool:
+def is_api_path(path: str) -> bool:
     return path.startswith("/api/") or path in {"/api", "/health", "/metrics"}
 
 
@@ -133,7 +133,7 @@ class JsonErrorsMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if not _is_api_path(request.path) or response.status_code < 400:
+        if not is_api_path(request.path) or response.status_code < 400:
             return response
         content_type = response.get("Content-Type", "")
         if content_type.startswith("application/json") or content_type.startswith("text/event-stream"):
@@ -141,7 +141,7 @@ class JsonErrorsMiddleware:
         return self._as_json(response, request)
 
     def process_exception(self, request, exception):
-        if not _is_api_path(request.path):
+        if not is_api_path(request.path):
             return None
         if isinstance(exception, OperationalError | InterfaceError):
             # The database is unreachable or dropped the connection (a restart, a failover): a
@@ -188,7 +188,7 @@ def _not_found_message(request) -> str:
     (APPEND_SLASH is off: the API's paths have none), a pointer to that path."""
     path = getattr(request, "path_info", "")
     bare = path.rstrip("/")
-    if bare == path or not _is_api_path(bare):
+    if bare == path or not is_api_path(bare):
         return "Not found."
     try:
         resolve(bare, urlconf=getattr(request, "urlconf", None))

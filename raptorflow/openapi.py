@@ -8,7 +8,8 @@ schema has a typed error for each of them:
 - 401 when it wants a bearer token;
 - 404 when its path names something (outside the caller's reach looks the same as missing);
 - 413 and 415 when it takes a body (size limit, JSON only);
-- 429 when a rate limit applies (signed-in callers, and the sign-in and token endpoints).
+- 429 when a rate limit applies (signed-in callers, and the sign-in and token endpoints);
+- 503 on every API path: the database or the cache may be unreachable (raptorflow.middleware).
 Input serializers built on raptorflow.api.StrictSerializer refuse unknown fields, so their
 request schemas say `additionalProperties: false`.
 
@@ -37,6 +38,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from raptorflow.api import StrictSerializer
+from raptorflow.middleware import is_api_path
 
 DESCRIPTIONS = {
     400: "Invalid input: `fields` names each problem.",
@@ -49,7 +51,11 @@ DESCRIPTIONS = {
     415: "The body is not JSON.",
     429: "Rate limited: retry after the Retry-After header's seconds.",
     502: "An upstream service answered with something unusable.",
-    503: "An upstream service is unconfigured, down or timed out.",
+    503: (
+        "A service it depends on is unavailable: an upstream service unconfigured, down or timed out "
+        "(`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, "
+        "`cache_unavailable`); retry after the Retry-After header's seconds."
+    ),
 }
 
 
@@ -194,4 +200,8 @@ class AutoSchema(SpectacularAutoSchema):
             statuses += [413, 415]
         if signed_in or type(self.view) in _rate_limited_auth_views():
             statuses.append(429)
+        if is_api_path(self.path):
+            # raptorflow.middleware answers any API request 503 database_unavailable or
+            # cache_unavailable when either is down.
+            statuses.append(503)
         return statuses

@@ -256,7 +256,7 @@ def active_model_switch(*, spec) -> ActiveEmbeddingModel:
     return row
 
 
-def embeddings_drop_other_models(*, keep_model: str) -> int:
+def unscoped_embeddings_drop_other_models(*, keep_model: str) -> int:
     """Deletes every vector not of `keep_model` and drops those models' HNSW indexes."""
     from search import vector_index
 

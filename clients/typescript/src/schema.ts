@@ -2565,7 +2565,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2611,7 +2611,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2657,7 +2657,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2743,7 +2743,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2819,6 +2819,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     auth_me_retrieve: {
@@ -2858,6 +2867,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2919,6 +2937,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     auth_me_export_retrieve: {
@@ -2958,6 +2985,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3026,6 +3062,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3110,6 +3155,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     auth_verify_token_create: {
@@ -3171,6 +3225,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3273,7 +3336,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3326,6 +3389,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3436,7 +3508,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3491,6 +3563,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     billing_usage_retrieve: {
@@ -3530,6 +3611,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3592,7 +3682,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3660,6 +3750,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3735,6 +3834,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     conversations_retrieve: {
@@ -3792,6 +3900,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     conversations_destroy: {
@@ -3841,6 +3958,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3927,6 +4053,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     conversation_messages_list: {
@@ -3982,6 +4117,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4097,6 +4241,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     conversation_message_activate_create: {
@@ -4148,6 +4301,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4276,7 +4438,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4373,6 +4535,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     conversation_message_feedback_destroy: {
@@ -4423,6 +4594,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4551,7 +4731,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4613,6 +4793,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4687,6 +4876,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     conversation_reply_events_retrieve: {
@@ -4742,6 +4940,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4869,7 +5076,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4933,6 +5140,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5028,6 +5244,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     conversation_shares_destroy: {
@@ -5085,6 +5310,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     conversations_search_by_title_list: {
@@ -5131,6 +5365,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5198,6 +5441,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5291,6 +5543,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     documents_retrieve: {
@@ -5341,6 +5602,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5406,6 +5676,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5501,6 +5780,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     document_chunks_list: {
@@ -5563,6 +5851,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     document_file_retrieve: {
@@ -5613,6 +5910,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5679,6 +5985,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5761,6 +6076,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     organizations_list: {
@@ -5805,6 +6129,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5889,6 +6222,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     organizations_current_retrieve: {
@@ -5928,6 +6270,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5991,6 +6342,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6075,6 +6435,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     organizations_current_domains_list: {
@@ -6128,6 +6497,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6221,6 +6599,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     organizations_current_domains_destroy: {
@@ -6279,6 +6666,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6348,6 +6744,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6441,6 +6846,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     organizations_current_invitations_destroy: {
@@ -6515,6 +6929,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     organizations_current_members_list: {
@@ -6559,6 +6982,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6633,6 +7065,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6737,6 +7178,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     organizations_current_provider_keys_list: {
@@ -6790,6 +7240,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6893,6 +7352,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     organizations_current_provider_keys_destroy: {
@@ -6951,6 +7419,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7044,7 +7521,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7139,7 +7616,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7242,7 +7719,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7328,7 +7805,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7376,6 +7853,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7432,6 +7918,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7528,7 +8023,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7602,7 +8097,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An upstream service is unconfigured, down or timed out. */
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7662,6 +8157,15 @@ export interface operations {
             };
             /** @description Rate limited: retry after the Retry-After header's seconds. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A service it depends on is unavailable: an upstream service unconfigured, down or timed out (`not_configured`, `upstream_unavailable`…), or the database or cache (`database_unavailable`, `cache_unavailable`); retry after the Retry-After header's seconds. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

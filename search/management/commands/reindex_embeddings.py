@@ -71,7 +71,7 @@ class Command(BaseCommand):
         self._other_tables(new, options["batch_size"], before_switch=False)
         if options["keep_old"] or old.model == new.model:
             return
-        dropped = services.embeddings_drop_other_models(keep_model=new.model)
+        dropped = services.unscoped_embeddings_drop_other_models(keep_model=new.model)
         dropped += sum(hooks.embeddings_dropping(keep_model=new.model))
         self.stdout.write(f"Dropped {dropped} vectors of other models and their indexes.")
         for line in tenant_indexes.reconcile(model=new.model, dimensions=new.dimensions, build_now=True):
