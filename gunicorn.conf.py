@@ -93,6 +93,13 @@ def on_starting(server):
             os.unlink(path)
 
 
+def post_worker_init(worker):
+    # The embedding model is loaded before the worker takes its first request, not by it.
+    from search.providers import warm_up_active_provider
+
+    warm_up_active_provider()
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

@@ -19,6 +19,7 @@ Every provider failure is an DomainError naming the provider: UpstreamUnavailabl
 NotConfigured (503) or UpstreamBadResponse (502).
 """
 
+import logging
 import re
 import threading
 import time
@@ -29,6 +30,8 @@ from django.conf import settings
 from raptorflow.errors import NotConfigured
 from search.models import HNSW_MAX_DIMENSIONS
 from search.providers.base import EmbeddingProvider
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "EmbeddingProvider",
@@ -243,3 +246,27 @@ def get_embedding_provider(spec: EmbeddingSpec | None = None) -> EmbeddingProvid
             if provider is None:
                 provider = _cache[key] = _build(spec)
     return provider
+
+
+def warm_up_active_provider() -> None:
+    """Loads the active model before a web process takes requests (gunicorn's
+    post_worker_init), so no search waits for it: with the local provider each process loads
+    its ONNX session once, and the requests that arrived meanwhile queued behind that load
+    (the p95 of a freshly started server's searches). Never fatal: a provider that cannot
+    load now says why on the first request that needs it, as without warm-up."""
+    from django.db import connections
+
+    started = time.monotonic()
+    try:
+        provider = get_embedding_provider()
+        warm_up = getattr(provider, "warm_up", None)
+        if warm_up is None:
+            return
+        warm_up()
+        logger.info("Embedding model %s ready in %.2f s", provider.label, time.monotonic() - started)
+    except Exception as exc:
+        logger.warning("Embedding model not warmed up: %s", exc)
+    finally:
+        # The active model's row was read on this (the worker's main) thread, which serves
+        # no requests: its connection is not left open.
+        connections.close_all()

@@ -118,3 +118,15 @@ def test_logs_are_json_lines_with_request_ids_and_no_credentials(prod_server):
     )
     assert token not in log
     assert "secret-query-text" not in log
+
+
+def test_each_worker_loads_the_embedding_model_as_it_starts(prod_server):
+    """gunicorn's post_worker_init loads the local model in every worker before the worker
+    accepts connections, so the first searches of a new instance do not queue behind it."""
+    log = prod_server.wait_for_log("ready in")
+    records = [json.loads(line) for line in log.splitlines() if line.strip()]
+    ready = [r for r in records if r.get("logger") == "search.providers" and "ready in" in r["message"]]
+    booted = [r for r in records if "Booting worker" in r.get("message", "")]
+    assert len(booted) == 2
+    assert len(ready) == 2, ready
+    assert all("all-MiniLM-L6-v2-int8" in r["message"] for r in ready)
