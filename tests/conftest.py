@@ -17,7 +17,7 @@ httpx2.alias_httpx()
 
 # Billing fixtures (Razorpay keys, mocked Razorpay API, subscriptions) for every directory;
 # the run's own Redis (TEST_REDIS_URL, see tests/redis_server.py).
-pytest_plugins = ["respx.plugin", "tests.billing_fixtures", "tests.redis_server"]
+pytest_plugins = ["respx.plugin", "tests.billing_fixtures", "tests.redis_server", "tests.synthetic_vectors"]
 
 import pytest  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402

@@ -3,6 +3,7 @@ random centres, as embeddings of related texts cluster. Seeded: the same seed gi
 vectors on every machine, so recall thresholds hold from run to run."""
 
 import numpy as np
+import pytest
 
 DIMS = 384
 
@@ -24,3 +25,25 @@ def clustered(centers: np.ndarray, count: int, *, seed: int, noise: float = 0.05
     """`count` vectors, each near a centre picked at random."""
     rng = np.random.default_rng(seed)
     return near(centers[rng.integers(0, len(centers), count)], rng, noise)
+
+
+# Exact search up to this many vectors, a tenant's own index above it: lowered from the
+# settings' tens of thousands so the tests' tenants hold hundreds of synthetic vectors.
+SMALL_THRESHOLD = 300
+
+
+@pytest.fixture
+def small_vector_thresholds(settings):
+    """Plan thresholds at SMALL_THRESHOLD and a fresh view of the ready tenant indexes (a
+    module asks for it with `pytestmark = pytest.mark.usefixtures(...)`; tests/conftest.py
+    loads this module as a plugin)."""
+    from search import tenant_indexes
+
+    settings.SEARCH_EXACT_MAX_ROWS = SMALL_THRESHOLD
+    settings.SEARCH_TENANT_INDEX_MIN_ROWS = SMALL_THRESHOLD
+    settings.SEARCH_TENANT_INDEX_MAX = 10
+    settings.SEARCH_TENANT_INDEX_EF_SEARCH = 100
+    tenant_indexes.forget_cache()
+    yield
+    tenant_indexes.forget_cache()
+

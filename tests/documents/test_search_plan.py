@@ -22,23 +22,12 @@ from documents.selectors import rank_chunks
 from search import tenant_indexes, vector_index
 from search.models import TenantVectorIndex
 from search.providers import active_spec
-from tests.synthetic_vectors import DIMS, clustered, random_centers
+from tests.synthetic_vectors import DIMS, SMALL_THRESHOLD, clustered, random_centers
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("small_vector_thresholds")]
 
-THRESHOLD = 300
+THRESHOLD = SMALL_THRESHOLD
 K = 10
-
-
-@pytest.fixture(autouse=True)
-def _small_thresholds(settings):
-    settings.SEARCH_EXACT_MAX_ROWS = THRESHOLD
-    settings.SEARCH_TENANT_INDEX_MIN_ROWS = THRESHOLD
-    settings.SEARCH_TENANT_INDEX_MAX = 10
-    settings.SEARCH_TENANT_INDEX_EF_SEARCH = 100
-    tenant_indexes.forget_cache()
-    yield
-    tenant_indexes.forget_cache()
 
 
 @pytest.fixture

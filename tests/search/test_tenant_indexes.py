@@ -30,21 +30,12 @@ from search.vector_index import index_name as shared_index_name
 from tests.concurrency import run_together
 from tests.conftest import make_client
 from tests.search.conftest import make_conversation
-from tests.synthetic_vectors import DIMS, clustered, random_centers
+from tests.synthetic_vectors import DIMS, SMALL_THRESHOLD, clustered, random_centers
 
-THRESHOLD = 300
+THRESHOLD = SMALL_THRESHOLD
 K = 10
 
-
-@pytest.fixture(autouse=True)
-def _small_thresholds(settings):
-    settings.SEARCH_EXACT_MAX_ROWS = THRESHOLD
-    settings.SEARCH_TENANT_INDEX_MIN_ROWS = THRESHOLD
-    settings.SEARCH_TENANT_INDEX_MAX = 10
-    settings.SEARCH_TENANT_INDEX_EF_SEARCH = 100
-    tenant_indexes.forget_cache()
-    yield
-    tenant_indexes.forget_cache()
+pytestmark = pytest.mark.usefixtures("small_vector_thresholds")
 
 
 @pytest.fixture
