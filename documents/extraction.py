@@ -5,7 +5,8 @@ heading), read with well-kept libraries: pypdf (PDF), python-docx (DOCX), python
 Hostile files are expected, so every reader runs under limits (settings):
 - DOCX and PPTX are ZIP archives: the uncompressed sizes in the central directory are added
   up before anything is unpacked (DOCUMENT_MAX_UNPACKED_BYTES), and a member that claims an
-  absurd compression ratio is refused too (an archive bomb);
+  absurd compression ratio is refused too (an archive bomb); a PDF stream that inflates past
+  pypdf's own limit (75 MB a stream) is refused as a decompression bomb;
 - pages or slides beyond DOCUMENT_MAX_PAGES are refused before they are read;
 - extracted text beyond DOCUMENT_MAX_TEXT_CHARS stops the reading (bounded memory);
 - reading stops after DOCUMENT_PROCESSING_SECONDS, checked between pages and blocks.
@@ -107,7 +108,7 @@ def extract(path: str, kind: str) -> Extracted:
 
 def _pdf(path: str, budget: _Budget) -> Extracted:
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError, PdfStreamError
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError, PdfStreamError
 
     try:
         reader = PdfReader(path)
@@ -129,6 +130,14 @@ def _pdf(path: str, budget: _Budget) -> Extracted:
             sections.append(Section(text=budget.take(page.extract_text() or ""), page=number))
     except ExtractionFailed:
         raise
+    except LimitReachedError as exc:
+        # pypdf stops inflating a stream past its own limit (75 MB): memory stays bounded.
+        logger.info("PDF stream past pypdf's limit: %r", exc)
+        raise ExtractionFailed(
+            "too_large_unpacked",
+            "The PDF file is too large once unpacked (a compressed stream inflates past pypdf's limit), "
+            "or it is a decompression bomb.",
+        ) from None
     except (PdfReadError, PdfStreamError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError,
             FileNotDecryptedError) as exc:
         logger.info("Unreadable PDF: %r", exc)

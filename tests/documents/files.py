@@ -4,9 +4,10 @@ archive bomb, a lying extension)."""
 
 import io
 import zipfile
+import zlib
 
 from pypdf import PdfWriter
-from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject, NumberObject
+from pypdf.generic import DecodedStreamObject, DictionaryObject, EncodedStreamObject, NameObject, NumberObject
 
 
 def _escape(text: str) -> str:
@@ -21,19 +22,20 @@ def _text_stream(lines: list[str]) -> bytes:
     return "\n".join(ops).encode("latin-1")
 
 
+_HELVETICA = DictionaryObject(
+    {
+        NameObject("/Type"): NameObject("/Font"),
+        NameObject("/Subtype"): NameObject("/Type1"),
+        NameObject("/BaseFont"): NameObject("/Helvetica"),
+        NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
+    }
+)
+
+
 def make_pdf(pages: list[str], *, password: str | None = None) -> bytes:
     """A PDF with one page per item; each page's text split into lines of about 90 characters."""
     writer = PdfWriter()
-    font = writer._add_object(
-        DictionaryObject(
-            {
-                NameObject("/Type"): NameObject("/Font"),
-                NameObject("/Subtype"): NameObject("/Type1"),
-                NameObject("/BaseFont"): NameObject("/Helvetica"),
-                NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
-            }
-        )
-    )
+    font = writer._add_object(_HELVETICA)
     for text in pages:
         page = writer.add_blank_page(612, 792)
         lines, line = [], ""
@@ -123,6 +125,27 @@ def make_docx_bomb(unpacked_bytes: int) -> bytes:
             block = b" " * (1024 * 1024)
             for _ in range(unpacked_bytes // len(block)):
                 member.write(block)
+    return out.getvalue()
+
+
+def make_pdf_bomb(unpacked_bytes: int) -> bytes:
+    """A one-page PDF whose content stream inflates (FlateDecode) to `unpacked_bytes` of
+    spaces before its one line of text."""
+    squeezer = zlib.compressobj(9)
+    block = b" " * (1024 * 1024)
+    compressed = b"".join(squeezer.compress(block) for _ in range(unpacked_bytes // len(block)))
+    compressed += squeezer.compress(_text_stream(["A decompression bomb."])) + squeezer.flush()
+    writer = PdfWriter()
+    page = writer.add_blank_page(612, 792)
+    stream = EncodedStreamObject()
+    stream[NameObject("/Filter")] = NameObject("/FlateDecode")
+    stream._data = compressed  # already encoded: written as it is, with its filter
+    page[NameObject("/Contents")] = writer._add_object(stream)
+    page[NameObject("/Resources")] = DictionaryObject(
+        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(_HELVETICA)})}
+    )
+    out = io.BytesIO()
+    writer.write(out)
     return out.getvalue()
 
 

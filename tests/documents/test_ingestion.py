@@ -15,6 +15,7 @@ from tests.documents.files import (
     make_docx_bomb,
     make_image_only_pdf,
     make_pdf,
+    make_pdf_bomb,
     make_pptx,
 )
 
@@ -156,6 +157,17 @@ def test_an_archive_bomb_fails_as_too_large_once_unpacked(owner_client, upload, 
 
     assert (document.status, document.error_code) == ("failed", "too_large_unpacked")
     assert "too large once unpacked" in document.error
+
+
+def test_a_pdf_decompression_bomb_fails_as_too_large_once_unpacked(owner_client, upload):
+    content = make_pdf_bomb(100 * 1024 * 1024)
+    assert len(content) < 200 * 1024
+
+    document = reload(upload(owner_client, "bomb.pdf", content).json()["id"])
+
+    assert (document.status, document.error_code) == ("failed", "too_large_unpacked")
+    assert "decompression bomb" in document.error
+    assert not document.chunks.exists()
 
 
 def test_a_pdf_named_docx_is_read_as_the_pdf_it_is(owner_client, upload):
