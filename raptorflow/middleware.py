@@ -10,7 +10,7 @@ import uuid
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
 from django.db import InterfaceError, OperationalError
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.urls import Resolver404, resolve
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -126,7 +126,8 @@ def is_api_path(path: str) -> bool:
 
 class JsonErrorsMiddleware:
     """Under /api/, errors Django itself produces (unknown route, 405 from a plain view,
-    an unexpected exception) are answered as JSON in the API's error shape, never HTML."""
+    an unexpected exception) are answered as JSON in the API's error shape, never HTML; the
+    database or the cache being down is a 503 with Retry-After there and everywhere else."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -142,7 +143,7 @@ class JsonErrorsMiddleware:
 
     def process_exception(self, request, exception):
         if not is_api_path(request.path):
-            return None
+            return self._unavailable_page(request, exception)
         if isinstance(exception, OperationalError | InterfaceError):
             # The database is unreachable or dropped the connection (a restart, a failover): a
             # dependency down, not a bug. The client sends the request again in a moment (a
@@ -166,6 +167,24 @@ class JsonErrorsMiddleware:
         logger.exception("Unhandled error on %s %s", request.method, request.path)
         message = "Internal server error." if not settings.DEBUG else f"{type(exception).__name__}: {exception}"
         return JsonResponse(error_body("server_error", message), status=500)
+
+    @staticmethod
+    def _unavailable_page(request, exception):
+        """Outside the API (the admin, the docs) a dependency that is down is a plain 503
+        with Retry-After too, not a server error page: the operator retries in a moment.
+        Anything else is left to Django's own 500 handling."""
+        if isinstance(exception, OperationalError | InterfaceError):
+            which, retry = "database", "1"
+        elif isinstance(exception, RedisConnectionError | RedisTimeoutError):
+            which, retry = "cache", "5"
+        else:
+            return None
+        logger.warning("%s unavailable on %s %s: %s", which.capitalize(), request.method, request.path, exception)
+        response = HttpResponse(
+            f"RaptorFlow's {which} is unavailable; retry in a moment.\n", status=503, content_type="text/plain"
+        )
+        response["Retry-After"] = retry
+        return response
 
     @staticmethod
     def _as_json(response, request=None):

@@ -128,6 +128,20 @@ def test_signed_in_request_with_redis_down_is_a_json_503_with_retry_after(owner_
     assert int(response["Retry-After"]) > 0
 
 
+def test_the_admin_with_redis_down_is_a_503_with_retry_after_not_a_server_error(client, settings, django_user_model):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CLOSED_REDIS}}
+    django_user_model.objects.create_superuser(email="root@acme.test", password="a-long-admin-password-1")
+    client.raise_request_exception = False
+
+    # The sign-in form counts attempts in the cache.
+    response = client.post("/admin/login/", {"username": "root@acme.test", "password": "a-long-admin-password-1"})
+
+    assert response.status_code == 503
+    assert response["Content-Type"].startswith("text/plain")
+    assert "cache is unavailable" in response.content.decode()
+    assert int(response["Retry-After"]) > 0
+
+
 def test_health_answers_any_host_while_other_paths_still_refuse_it(anon_client, owner_client, settings):
     settings.ALLOWED_HOSTS = ["api.example.com"]
     # What Docker's HEALTHCHECK and Cloud Run's probes send: not the public domain.
