@@ -347,11 +347,16 @@ def rank_chunks(
         for row in rows:
             if row[10] is not None:
                 scores[row[0]] = scores.get(row[0], 0.0) + 1.0 / (RRF_K + row[10])
+        # A text-only chunk without a vector of this model (a reindex catching up) has no
+        # distance: left out, as the vector side leaves it out.
         kept = {row[0] for row in by_distance} | {row[0] for row in rows if row[10] is not None}
-        ordered = sorted((row for row in rows if row[0] in kept), key=lambda row: (-scores[row[0]], row[8]))
+        ordered = sorted(
+            (row for row in rows if row[0] in kept and row[8] is not None),
+            key=lambda row: (-scores[row[0]], row[8]),
+        )
     else:
         ordered = by_distance
-    hits = [_hit(row) for row in ordered if row[8] is not None]
+    hits = [_hit(row) for row in ordered]
     if min_similarity is not None:
         hits = [hit for hit in hits if hit.similarity >= min_similarity]
     return hits[:limit], plan

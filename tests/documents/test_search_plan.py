@@ -167,6 +167,20 @@ def test_hybrid_search_is_one_statement_and_reports_a_text_only_hits_cosine_simi
     assert found[library.ids[7]].title == "Shared guide"
 
 
+def test_a_text_match_without_a_vector_of_the_model_is_left_out_while_a_reindex_catches_up(model):
+    texts = {3: "The zebracorn launch checklist", 4: "Another zebracorn launch note"}
+    library = _library("reindexing@synthetic.test", 60, model, seed=9, texts=texts)
+    # Chunk 3 has only a vector of the next model so far (the reindex has not reached it).
+    ChunkEmbedding.objects.filter(chunk_id=library.ids[3]).update(model="next-model")
+    query = library.vectors[4]
+
+    hits, _ = _rank(library, query, model, text="zebracorn launch", mode="hybrid")
+
+    found = [hit.chunk_id for hit in hits]
+    assert len(found) == K and found[0] == library.ids[4]
+    assert library.ids[3] not in found
+
+
 def test_a_large_library_gets_k_readable_rows_with_high_recall_with_and_without_its_own_index(model):
     _library("neighbour@synthetic.test", 900, model, seed=3)
     indexed = _library("indexed@synthetic.test", 700, model, seed=4, private_share=0.2)
