@@ -461,6 +461,9 @@ EMBEDDING_MODEL = env_str("EMBEDDING_MODEL")
 EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 0)
 # The local provider's ONNX files (search.onnx_export; the image copies them here too).
 LOCAL_EMBEDDING_MODELS_DIR = BASE_DIR / ".data" / "models"
+# Threads one local-model run uses in a web process (0: every core the process may use).
+# Fewer threads let that many runs go at once instead (search.providers.local).
+LOCAL_EMBEDDING_THREADS = env_int("LOCAL_EMBEDDING_THREADS", 0)
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 GEMINI_API_KEY = env_str("GEMINI_API_KEY")
 OPENROUTER_API_KEY = env_str("OPENROUTER_API_KEY")
@@ -479,8 +482,12 @@ SEARCH_HNSW_MAX_SCAN_TUPLES = env_int("SEARCH_HNSW_MAX_SCAN_TUPLES", 50_000)
 # searched with SEARCH_TENANT_INDEX_EF_SEARCH; at most SEARCH_TENANT_INDEX_MAX exist (0: none).
 SEARCH_TENANT_INDEX_MIN_ROWS = env_int("SEARCH_TENANT_INDEX_MIN_ROWS", 10_000)
 SEARCH_TENANT_INDEX_MAX = env_int("SEARCH_TENANT_INDEX_MAX", 100)
-SEARCH_TENANT_INDEX_EF_SEARCH = env_int("SEARCH_TENANT_INDEX_EF_SEARCH", 400)
+SEARCH_TENANT_INDEX_EF_SEARCH = env_int("SEARCH_TENANT_INDEX_EF_SEARCH", 200)
 SEARCH_TENANT_INDEX_BUILD_MEMORY_MB = env_int("SEARCH_TENANT_INDEX_BUILD_MEMORY_MB", 1024)
+# The graph quality of a tenant's own index (pgvector's ef_construction; the shared indexes
+# keep the default 64): higher gives more recall at the same ef_search, for a slower build.
+# Applies to indexes built from then on.
+SEARCH_TENANT_INDEX_EF_CONSTRUCTION = env_int("SEARCH_TENANT_INDEX_EF_CONSTRUCTION", 200)
 # How long a process trusts its list of ready tenant indexes (a stale entry costs speed only).
 SEARCH_TENANT_INDEX_CACHE_SECONDS = env_float("SEARCH_TENANT_INDEX_CACHE_SECONDS", 30.0)
 OPENAI_CHAT_MODEL = env_str("OPENAI_CHAT_MODEL", "gpt-4o-mini")

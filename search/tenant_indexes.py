@@ -40,7 +40,7 @@ from django.utils import timezone
 from raptorflow import jobs, metrics
 from search import vector_plan
 from search.models import HNSW_MAX_DIMENSIONS, MessageEmbedding, TenantVectorIndex
-from search.vector_index import HNSW_EF_CONSTRUCTION, HNSW_M, validate_model_name
+from search.vector_index import HNSW_M, validate_model_name
 from search.vector_plan import VectorTable, order_sql
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,8 @@ def create_index_sql(*, table: VectorTable, model: str, dimensions: int, scope, 
         f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}IF NOT EXISTS "
         f"{index_name(table=table, model=model, scope=scope)} ON {quote(table.db_table)} "
         f"USING hnsw ({order_sql(table, dimensions)} vector_cosine_ops) "
-        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) WHERE {predicate}"
+        f"WITH (m = {HNSW_M}, ef_construction = {int(settings.SEARCH_TENANT_INDEX_EF_CONSTRUCTION)}) "
+        f"WHERE {predicate}"
     )
 
 

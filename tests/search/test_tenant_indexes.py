@@ -268,6 +268,21 @@ def test_the_build_is_idempotent_and_a_small_tenant_gets_no_index(model):
 
 
 @pytest.mark.django_db
+def test_a_tenant_index_is_built_with_the_configured_graph_density(settings, model):
+    """SEARCH_TENANT_INDEX_EF_CONSTRUCTION (200 by default: at ef_construction 64 a
+    300k-row tenant of the 1M benchmark could not reach recall 0.95, README "Vector search in
+    detail") is the index's own build parameter."""
+    settings.SEARCH_TENANT_INDEX_EF_CONSTRUCTION = 128
+    large = _tenant("dense@synthetic.test", 400, model, seed=30)
+
+    assert _build(large, model) == tenant_indexes.CREATED
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [_index_of(large, model)])
+        assert set(cursor.fetchone()[0]) == {"m=16", "ef_construction=128"}
+
+
+@pytest.mark.django_db
 def test_no_more_indexes_than_the_cap(settings, model):
     settings.SEARCH_TENANT_INDEX_MAX = 1
     first = _tenant("first@synthetic.test", 400, model, seed=12)
