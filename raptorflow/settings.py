@@ -461,9 +461,6 @@ EMBEDDING_MODEL = env_str("EMBEDDING_MODEL")
 EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 0)
 # The local provider's ONNX files (search.onnx_export; the image copies them here too).
 LOCAL_EMBEDDING_MODELS_DIR = BASE_DIR / ".data" / "models"
-# Threads one local-model run uses in a web process (0: every core the process may use).
-# Fewer threads let that many runs go at once instead (search.providers.local).
-LOCAL_EMBEDDING_THREADS = env_int("LOCAL_EMBEDDING_THREADS", 0)
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 GEMINI_API_KEY = env_str("GEMINI_API_KEY")
 OPENROUTER_API_KEY = env_str("OPENROUTER_API_KEY")

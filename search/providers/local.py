@@ -75,8 +75,7 @@ class _LoadedModel:
     session: object  # onnxruntime.InferenceSession
     tokenizer: object  # tokenizers.Tokenizer
     input_names: frozenset
-    # How many runs of the session may go at once: together they use at most the cores.
-    runs: threading.BoundedSemaphore
+    lock: threading.Lock
     #: texts per run of the session
     batch_size: int = ENCODE_BATCH_SIZE
 
@@ -123,9 +122,8 @@ def _load_files(name: str, directory: Path, *, background: bool) -> _LoadedModel
         # are padded by _encode, after sorting by length.
         tokenizer.enable_truncation(max_length=int(manifest["max_seq_length"]))
         tokenizer.no_padding()
-        threads = 1 if background else min(settings.LOCAL_EMBEDDING_THREADS or _cpu_count(), _cpu_count())
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = 1 if background else _cpu_count()
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         # Idle pool threads sleep instead of spinning: the process shares its cores with
@@ -145,9 +143,7 @@ def _load_files(name: str, directory: Path, *, background: bool) -> _LoadedModel
         session=session,
         tokenizer=tokenizer,
         input_names=frozenset(item.name for item in session.get_inputs()),
-        # The background worker's session runs one text at a time on its one thread; a web
-        # session runs as many at once as fit the cores (one, with every core to each run).
-        runs=threading.BoundedSemaphore(1 if background else max(1, _cpu_count() // threads)),
+        lock=threading.Lock(),
         batch_size=1 if background and MODELS[name] == "int8" else ENCODE_BATCH_SIZE,
     )
 
@@ -170,7 +166,7 @@ def _encode(model: _LoadedModel, texts: list[str]) -> np.ndarray:
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in model.input_names:
             feed["token_type_ids"] = np.zeros_like(input_ids)
-        with model.runs:
+        with model.lock:
             (hidden,) = model.session.run(["last_hidden_state"], feed)
         mask = attention_mask[:, :, None].astype(np.float32)
         pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
