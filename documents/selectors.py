@@ -39,7 +39,6 @@ from raptorflow.db_router import replica_alias
 from raptorflow.tenancy import scoped
 from search import statements, vector_plan
 from search.selectors import MODE_HYBRID, MODE_VECTOR, RRF_K, full_text_terms, similarity_from_distance
-from search.statements import uuid_of, vector_text
 from search.vector_plan import VectorPlan
 
 SNIPPET_CHARS = 300
@@ -141,12 +140,9 @@ def ranking_statement(
         threshold=settings.SEARCH_EXACT_MAX_ROWS,
     )
     values = {
-        "organization": uuid_of(organization),
-        "owner": uuid_of(user),
-        "model": model,
-        "vector": vector_text(query_vector),
+        **statements.caller_values(user=user, organization=organization, model=model, query_vector=query_vector),
         "terms": terms,
-        **{("document", index): uuid_of(value) for index, value in enumerate(document_ids or ())},
+        **statements.ids_values("document", document_ids),
     }
     return statements.fill(compiled, values)
 
@@ -162,15 +158,11 @@ def _ranking_template(
     documents: int | None,
     threshold: int,
 ) -> tuple[str, tuple]:
-    stand_ins = {
-        "organization": uuid4(),
-        "owner": uuid4(),
-        "model": f"model-{uuid4()}",
+    stand_ins, vector = statements.caller_stand_ins(dimensions)
+    stand_ins |= {
         "terms": f"terms {uuid4().hex}" if with_text else None,
-        **{("document", index): uuid4() for index in range(documents or 0)},
+        **statements.id_stand_ins("document", documents or 0),
     }
-    vector = [float(index + 1) for index in range(dimensions)]
-    stand_ins["vector"] = vector_text(vector)
     sql, params = _compile_ranking(
         user=stand_ins["owner"],
         organization=stand_ins["organization"],

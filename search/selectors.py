@@ -68,7 +68,7 @@ from raptorflow.db_router import replica_alias
 from raptorflow.tenancy import scoped
 from search import statements, vector_plan
 from search.models import MessageEmbedding, SearchExclusion
-from search.statements import uuid_of, vector_text
+from search.statements import uuid_of
 from search.tenant_indexes import MESSAGE_VECTORS
 from search.vector_plan import PLAN_EXACT, PLAN_HNSW, PLAN_TENANT_HNSW, order_expression
 
@@ -223,13 +223,10 @@ def search_statement(
         threshold=settings.SEARCH_EXACT_MAX_ROWS,
     )
     values = {
-        "organization": uuid_of(organization),
-        "owner": uuid_of(user),
-        "model": model,
-        "vector": vector_text(query_vector),
+        **statements.caller_values(user=user, organization=organization, model=model, query_vector=query_vector),
         "conversation": None if conversation_id is None else uuid_of(conversation_id),
-        **{("exclude", index): uuid_of(value) for index, value in enumerate(exclude_message_ids)},
-        **{("only", index): uuid_of(value) for index, value in enumerate(message_ids or ())},
+        **statements.ids_values("exclude", exclude_message_ids),
+        **statements.ids_values("only", message_ids),
     }
     return statements.fill(compiled, values)
 
@@ -248,16 +245,12 @@ def _statement_template(
 ) -> tuple[str, tuple]:
     """The statement compiled with a unique stand-in for each per-call value; its
     parameters list the stand-ins as Slots (search.statements)."""
-    stand_ins = {
-        "organization": uuid4(),
-        "owner": uuid4(),
-        "model": f"model-{uuid4()}",
+    stand_ins, vector = statements.caller_stand_ins(dimensions)
+    stand_ins |= {
         "conversation": uuid4() if in_conversation else None,
-        **{("exclude", index): uuid4() for index in range(excluded)},
-        **{("only", index): uuid4() for index in range(only or 0)},
+        **statements.id_stand_ins("exclude", excluded),
+        **statements.id_stand_ins("only", only or 0),
     }
-    vector = [float(index + 1) for index in range(dimensions)]
-    stand_ins["vector"] = vector_text(vector)
     sql, params = _compile_statement(
         user=stand_ins["owner"],
         organization=stand_ins["organization"],

@@ -7,15 +7,21 @@ stand-in for each per-call value (organization, owner, model, query vector, ids,
 keeps the SQL with a Slot where each stand-in went among the parameters, and fills the
 slots with the call's values: search.selectors (messages) and documents.selectors (chunks).
 
+    caller_stand_ins(dimensions) -> (stand_ins, stand-in vector)     to compile with
     template(sql, params, stand_ins) -> (sql, params with Slots)     after compiling once
+    caller_values(...) -> values; ids_values(name, ids) -> values     per call
     fill(template, values) -> (sql, params)                           per call
     uuid_of(value), vector_text(vector)                               values as the ORM binds them
+
+Every search statement has the same four per-call values — the caller (organization,
+owner), the model and the query vector — named "organization", "owner", "model" and
+"vector"; a selector adds its own (ids under ("name", index) keys).
 """
 
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from uuid import UUID
+from uuid import UUID, uuid4
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,31 @@ def template(sql: str, params, stand_ins: dict) -> tuple[str, tuple]:
     must be unique values (fresh UUIDs, strings holding one) that no constant equals."""
     names = {value: name for name, value in stand_ins.items() if value is not None}
     return sql, tuple(Slot(names[param]) if _hashable(param) and param in names else param for param in params)
+
+
+def caller_stand_ins(dimensions: int) -> tuple[dict, list[float]]:
+    """Unique stand-ins for the caller, the model and the query vector, and the stand-in
+    vector itself (to compile the statement with)."""
+    vector = [float(index + 1) for index in range(dimensions)]
+    stand_ins = {"organization": uuid4(), "owner": uuid4(), "model": f"model-{uuid4()}", "vector": vector_text(vector)}
+    return stand_ins, vector
+
+
+def id_stand_ins(name: str, count: int) -> dict:
+    return {(name, index): uuid4() for index in range(count)}
+
+
+def caller_values(*, user, organization, model: str, query_vector: Sequence[float]) -> dict:
+    return {
+        "organization": uuid_of(organization),
+        "owner": uuid_of(user),
+        "model": model,
+        "vector": vector_text(query_vector),
+    }
+
+
+def ids_values(name: str, ids) -> dict:
+    return {(name, index): uuid_of(value) for index, value in enumerate(ids or ())}
 
 
 def fill(compiled: tuple[str, tuple], values: dict) -> tuple[str, list]:
