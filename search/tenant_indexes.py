@@ -335,6 +335,17 @@ def _orphan_index_names() -> list[str]:
     return sorted(present - set(TenantVectorIndex.objects.values_list("name", flat=True)))
 
 
+def _ef_construction(name: str) -> int | None:
+    """The ef_construction an index was built with (pgvector's default, 64, when unset)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [name])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    options = dict(option.split("=", 1) for option in row[0] or ())
+    return int(options.get("ef_construction", 64))
+
+
 def _large_tenants(table: VectorTable, model: str) -> list[tuple]:
     quote = connection.ops.quote_name
     columns = ", ".join(quote(column) for column in table.scope_columns)
@@ -349,7 +360,8 @@ def _large_tenants(table: VectorTable, model: str) -> list[tuple]:
 
 def reconcile(*, model: str, dimensions: int, dry_run: bool = False, build_now: bool = False) -> list[str]:
     """Brings the indexes in line with the data for the served `model`: drops those of other
-    models, of tenants shrunk below half the threshold, failed ones and orphans; schedules
+    models, of tenants shrunk below half the threshold, failed ones, orphans and those built
+    with another SEARCH_TENANT_INDEX_EF_CONSTRUCTION (then built again); schedules
     the builds of large tenants without one, largest first (up to the cap), or runs them
     here with `build_now` (a management command, whose process may end before a worker
     thread would). Returns what it did (or would do), one line each."""
@@ -374,8 +386,13 @@ def reconcile(*, model: str, dimensions: int, dry_run: bool = False, build_now: 
             reason = "build abandoned (retried)"
         elif index.state == TenantVectorIndex.State.READY:
             held = held_rows(table=table, model=index.model, scope=scope, at_most=floor)
+            wanted = int(settings.SEARCH_TENANT_INDEX_EF_CONSTRUCTION)
             if held <= floor:
                 reason = f"tenant shrank to {held} rows"
+            elif (built := _ef_construction(index.name)) not in (None, wanted):
+                # Built before SEARCH_TENANT_INDEX_EF_CONSTRUCTION changed: a sparser graph
+                # caps its recall. Meanwhile the tenant is served by the shared index.
+                reason = f"built with ef_construction {built}, not {wanted} (rebuilt)"
         if reason:
             done.append(f"drop {index.name}: {reason}")
             if not dry_run:

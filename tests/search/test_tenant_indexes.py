@@ -283,6 +283,28 @@ def test_a_tenant_index_is_built_with_the_configured_graph_density(settings, mod
 
 
 @pytest.mark.django_db
+def test_reconcile_rebuilds_an_index_built_with_another_graph_density(settings, model):
+    settings.SEARCH_TENANT_INDEX_EF_CONSTRUCTION = 64
+    large = _tenant("sparse@synthetic.test", 400, model, seed=31)
+    assert _build(large, model) == tenant_indexes.CREATED
+    settings.SEARCH_TENANT_INDEX_EF_CONSTRUCTION = 128
+
+    done = tenant_indexes.reconcile(model=model, dimensions=DIMS, build_now=True)
+
+    name = _index_of(large, model)
+    assert done == [
+        f"drop {name}: built with ef_construction 64, not 128 (rebuilt)",
+        f"build {name}: 400 rows: created",
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [name])
+        assert "ef_construction=128" in cursor.fetchone()[0]
+    assert TenantVectorIndex.objects.get(name=name).state == "ready"
+    # In line now: nothing more to do.
+    assert tenant_indexes.reconcile(model=model, dimensions=DIMS, dry_run=True) == []
+
+
+@pytest.mark.django_db
 def test_no_more_indexes_than_the_cap(settings, model):
     settings.SEARCH_TENANT_INDEX_MAX = 1
     first = _tenant("first@synthetic.test", 400, model, seed=12)

@@ -5,7 +5,8 @@
     manage.py tenant_vector_indexes --sync --dry-run
 
 Indexes are normally built by the embedding job as a tenant grows (search.tenant_indexes);
-run --sync after `reindex_embeddings` switches models, or after loading data in bulk.
+run --sync after `reindex_embeddings` switches models, after loading data in bulk, or after
+changing SEARCH_TENANT_INDEX_EF_CONSTRUCTION (indexes built with another value are rebuilt).
 """
 
 from django.core.management.base import BaseCommand
