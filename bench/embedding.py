@@ -85,7 +85,8 @@ LOAD_CODE = {
             "import time; t = time.perf_counter()\n"
             "from pathlib import Path\n"
             "from search.providers.local import _encode, _load_files\n"
-            f"_encode(_load_files({model!r}, Path({str(ROOT / '.data' / 'models')!r}) / {model!r}), ['warm up'])\n"
+            f"_encode(_load_files({model!r}, Path({str(ROOT / '.data' / 'models')!r}) / {model!r}, background=False), "
+            "['warm up'])\n"
             "print(time.perf_counter() - t)\n"
         )
         for name, model in ((ONNX_FP32, "all-MiniLM-L6-v2"), (ONNX_INT8, "all-MiniLM-L6-v2-int8"))
