@@ -6,6 +6,7 @@ from django.utils.text import Truncator
 
 from conversations import feedback, services
 from conversations.models import Conversation, Message, RatedMessage
+from raptorflow.admin import ViewOnlyAdmin
 
 
 class MessageInline(admin.TabularInline):
@@ -87,7 +88,7 @@ class ConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ViewOnlyAdmin):
     list_display = ["conversation", "sequence", "role", "created_at"]
     list_filter = ["role", "organization"]
     search_fields = ["conversation__title", "owner__email"]
@@ -107,18 +108,9 @@ class MessageAdmin(admin.ModelAdmin):
     ]
     fields = readonly_fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(RatedMessage)
-class FeedbackAdmin(admin.ModelAdmin):
+class FeedbackAdmin(ViewOnlyAdmin):
     """Ratings of replies; the changelist opens with their counts per agent type, provider,
     model and rating (conversations.feedback.feedback_counts), and its filters count too."""
 
@@ -154,12 +146,3 @@ class FeedbackAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "feedback_counts": feedback.feedback_counts()}
         return super().changelist_view(request, extra_context=extra_context)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

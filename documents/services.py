@@ -239,28 +239,27 @@ def document_reprocess(*, user, membership, document: Document) -> Document:
     current chunks stay searchable until the new ones replace them."""
     document = _locked(document)
     _require_change(document, user=user, membership=membership)
-    document.processing_generation += 1
-    document.status = DocumentStatus.PENDING
-    document.error = document.error_code = ""
-    document.chunks_done = 0
-    document.save(update_fields=["processing_generation", "status", "error", "error_code", "chunks_done",
-                                 "updated_at"])
+    _requeue(document)
     audit.record("document.reprocess", organization=document.organization_id, target=document)
-    _schedule(document)
     return document
 
 
 def unscoped_document_reprocess(*, document: Document) -> None:
     """The admin's reprocess action (an operator, no membership)."""
     with transaction.atomic():
-        document = _locked(document)
-        document.processing_generation += 1
-        document.status = DocumentStatus.PENDING
-        document.error = document.error_code = ""
-        document.chunks_done = 0
-        document.save(update_fields=["processing_generation", "status", "error", "error_code", "chunks_done",
-                                     "updated_at"])
-        _schedule(document)
+        _requeue(_locked(document))
+
+
+def _requeue(document: Document) -> None:
+    """A new processing generation (a job still running for the previous one finds itself
+    stale), pending again, scheduled after the commit."""
+    document.processing_generation += 1
+    document.status = DocumentStatus.PENDING
+    document.error = document.error_code = ""
+    document.chunks_done = 0
+    document.save(update_fields=["processing_generation", "status", "error", "error_code", "chunks_done",
+                                 "updated_at"])
+    _schedule(document)
 
 
 # --- hook receivers --------------------------------------------------------------------

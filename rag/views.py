@@ -153,9 +153,18 @@ class AnsweringView(TenantAPIView):
     model = Conversation
     serializer_class = ReplySerializer
 
-    def prepare(self, *, stream: bool, **kwargs):
-        """reply_prepare(), or — for a stream retried under the Idempotency-Key of a reply
-        still being generated — the events of that reply to attach to."""
+    def prepare(self, request, conversation, *, stream: bool, **specific):
+        """reply_prepare() for this caller, conversation and Idempotency-Key (with what the
+        endpoint adds: the content, the message answered, edited or regenerated), or — for a
+        stream retried under the key of a reply still being generated — the events of that
+        reply to attach to."""
+        kwargs = {
+            "user": request.user,
+            "organization": self.organization,
+            "conversation": conversation,
+            "idempotency_key": idempotency_key_from(request),
+            **specific,
+        }
         try:
             return replies.reply_prepare(**kwargs)
         except replies.ReplyInProgress as exc:
@@ -222,16 +231,13 @@ class ReplyView(AnsweringView):
     )
     def post(self, request, id):
         conversation = self.get_object()
-        idempotency_key = idempotency_key_from(request)
         data = validated(ReplyInputSerializer, request.data)
         prepared = self.prepare(
+            request,
+            conversation,
             stream=data["stream"],
-            user=request.user,
-            organization=self.organization,
-            conversation=conversation,
             content=data.get("content"),
             message_id=data.get("message_id"),
-            idempotency_key=idempotency_key,
             document_ids=data.get("document_ids"),
         )
         return self.answer(prepared, stream=data["stream"])
@@ -275,15 +281,7 @@ class MessageEditView(AnsweringView):
             )
             code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
             return Response(MessageSerializer(message).data, status=code)
-        prepared = self.prepare(
-            stream=data["stream"],
-            user=request.user,
-            organization=self.organization,
-            conversation=conversation,
-            content=data["content"],
-            edit_of=edited,
-            idempotency_key=idempotency_key,
-        )
+        prepared = self.prepare(request, conversation, stream=data["stream"], content=data["content"], edit_of=edited)
         return self.answer(prepared, stream=data["stream"])
 
 
@@ -303,16 +301,8 @@ class MessageRegenerateView(AnsweringView):
     )
     def post(self, request, id, message_id):
         conversation = self.get_object()
-        idempotency_key = idempotency_key_from(request)
         data = validated(RegenerateInputSerializer, request.data)
-        prepared = self.prepare(
-            stream=data["stream"],
-            user=request.user,
-            organization=self.organization,
-            conversation=conversation,
-            regenerate_of=message_id,
-            idempotency_key=idempotency_key,
-        )
+        prepared = self.prepare(request, conversation, stream=data["stream"], regenerate_of=message_id)
         return self.answer(prepared, stream=data["stream"])
 
 
